@@ -1,0 +1,96 @@
+"""`manifest.json`: what a shard set holds, written last so its presence means the set is complete."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ns_data import __version__
+from ns_data.atomic import write_json
+from ns_data.errors import DataError
+
+MANIFEST_NAME = "manifest.json"
+FORMAT = "ns-shards/1"
+
+
+@dataclass(frozen=True, slots=True)
+class ShardInfo:
+    """One tar of a set: file names, sample count, first global sample id and size in bytes."""
+
+    tar: str
+    index: str
+    count: int
+    first_id: int
+    bytes: int
+
+
+@dataclass(frozen=True, slots=True)
+class ImageStats:
+    """Width and height statistics of the images in a set."""
+
+    min_width: int
+    max_width: int
+    mean_width: float
+    min_height: int
+    max_height: int
+    mean_height: float
+
+
+@dataclass(frozen=True, slots=True)
+class Manifest:
+    """The description of a shard set. `class_counts` is empty for unlabeled sets."""
+
+    name: str
+    classes: list[str]
+    labeled: bool
+    shards: list[ShardInfo]
+    class_counts: list[int]
+    image_stats: ImageStats | None
+    source: str
+    ns_version: str = __version__
+    format: str = FORMAT
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def num_samples(self) -> int:
+        return sum(s.count for s in self.shards)
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(s.bytes for s in self.shards)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "num_samples": self.num_samples}
+
+    def save(self, directory: Path) -> None:
+        write_json(directory / MANIFEST_NAME, self.to_dict())
+
+    @classmethod
+    def load(cls, directory: Path) -> Manifest:
+        """Read `directory/manifest.json`; raise DataError with the fix when it is missing or bad."""
+        path = Path(directory) / MANIFEST_NAME
+        if not Path(directory).exists():
+            raise DataError(f"shard set {directory} does not exist; create it with `ns shard`")
+        if not path.is_file():
+            raise DataError(f"{path} is missing: {directory} is not a finished shard set; run `ns shard`")
+        try:
+            raw = json.loads(path.read_text())
+            if raw.get("format") != FORMAT:
+                raise DataError(f"{path} has format {raw.get('format')!r}, expected {FORMAT!r}")
+            stats = raw["image_stats"]
+            return cls(
+                name=raw["name"],
+                classes=list(raw["classes"]),
+                labeled=bool(raw["labeled"]),
+                shards=[ShardInfo(**s) for s in raw["shards"]],
+                class_counts=list(raw["class_counts"]),
+                image_stats=ImageStats(**stats) if stats else None,
+                source=raw["source"],
+                ns_version=raw["ns_version"],
+                format=raw["format"],
+                extra=raw.get("extra", {}),
+            )
+        except (KeyError, TypeError, json.JSONDecodeError) as err:
+            raise DataError(f"{path} is not a valid manifest ({err}); rebuild the set with `ns shard`") from err

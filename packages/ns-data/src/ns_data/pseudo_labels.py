@@ -1,0 +1,114 @@
+"""The pseudo-label store: per source shard, the teacher's top-k classes and probabilities.
+
+One `NAME-000000.labels.safetensors` per source shard holds `sample_id` (int64 [n]),
+`topk_class` (int32 [n, k]) and `topk_prob` (float16 [n, k]), plus JSON metadata naming the
+teacher. The full C-way vector is never stored (300M × 1000 float32 would be 1.2 TB).
+Files are written under a temporary name and renamed, so finished shards survive a crash.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.numpy import load_file, save_file
+
+from ns_data.atomic import atomic_path
+from ns_data.errors import DataError
+
+SUFFIX = ".labels.safetensors"
+
+
+def labels_file(out_dir: Path, tar_name: str) -> Path:
+    """Where the pseudo labels of source shard `tar_name` go."""
+    return Path(out_dir) / (tar_name.removesuffix(".tar") + SUFFIX)
+
+
+@dataclass(frozen=True, slots=True)
+class TeacherInfo:
+    """Who made the pseudo labels: checkpoint path, model name, class names, temperature."""
+
+    checkpoint: str
+    model_name: str
+    class_names: list[str]
+    temperature: float = 1.0
+
+
+def write_shard_labels(
+    path: Path, sample_ids: np.ndarray, topk_class: np.ndarray, topk_prob: np.ndarray, teacher: TeacherInfo
+) -> None:
+    """Write one shard's pseudo labels atomically."""
+    meta = {"teacher": json.dumps(asdict(teacher))}
+    tensors = {
+        "sample_id": np.ascontiguousarray(sample_ids, dtype=np.int64),
+        "topk_class": np.ascontiguousarray(topk_class, dtype=np.int32),
+        "topk_prob": np.ascontiguousarray(topk_prob, dtype=np.float16),
+    }
+    with atomic_path(path) as tmp:
+        save_file(tensors, str(tmp), metadata=meta)
+
+
+def _read_teacher(path: Path) -> TeacherInfo:
+    with safe_open(str(path), framework="numpy") as handle:
+        meta = handle.metadata() or {}
+    if "teacher" not in meta:
+        raise DataError(f"{path} has no teacher metadata: it was not written by `ns label`")
+    return TeacherInfo(**json.loads(meta["teacher"]))
+
+
+class PseudoLabels:
+    """All pseudo labels of a folder, joined by global sample id."""
+
+    def __init__(self, directory: str | Path) -> None:
+        self.directory = Path(directory)
+        files = sorted(self.directory.glob(f"*{SUFFIX}"))
+        if not files:
+            raise DataError(f"{self.directory} holds no pseudo labels; make them with `ns label`")
+        try:
+            parts = [load_file(str(f)) for f in files]
+        except (SafetensorError, OSError) as err:
+            raise DataError(f"cannot read pseudo labels in {self.directory}: {err}; rerun `ns label`") from err
+        self.teacher = _read_teacher(files[0])
+        ids = np.concatenate([p["sample_id"] for p in parts])
+        order = np.argsort(ids, kind="stable")
+        self.sample_id = ids[order]
+        self.topk_class = np.concatenate([p["topk_class"] for p in parts])[order]
+        self.topk_prob = np.concatenate([p["topk_prob"] for p in parts])[order]
+        if len(np.unique(self.sample_id)) != len(self.sample_id):
+            raise DataError(f"{self.directory} labels some samples twice; delete it and rerun `ns label`")
+
+    def __len__(self) -> int:
+        return len(self.sample_id)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.teacher.class_names)
+
+    def rows_of(self, sample_ids: np.ndarray) -> np.ndarray:
+        """Positions of `sample_ids` in this store; DataError when one has no pseudo label."""
+        rows = np.searchsorted(self.sample_id, sample_ids)
+        rows = np.minimum(rows, len(self.sample_id) - 1)
+        missing = self.sample_id[rows] != sample_ids
+        if missing.any():
+            first = int(np.asarray(sample_ids)[missing][0])
+            raise DataError(f"sample {first} has no pseudo label in {self.directory}; rerun `ns label`")
+        return rows
+
+    def top1(self) -> tuple[np.ndarray, np.ndarray]:
+        """Each sample's most likely class (int32) and its probability (float16), in id order."""
+        return self.topk_class[:, 0], self.topk_prob[:, 0]
+
+    def dense(self, sample_ids: torch.Tensor, *, hard: bool = False) -> torch.Tensor:
+        """Targets [B, C] for a batch: the top-k probabilities renormalized, or one-hot of the top-1."""
+        rows = self.rows_of(sample_ids.cpu().numpy())
+        classes = torch.from_numpy(self.topk_class[rows].astype(np.int64))
+        out = torch.zeros(len(rows), self.num_classes)
+        if hard:
+            return out.scatter_(1, classes[:, :1], 1.0).to(sample_ids.device)
+        probs = torch.from_numpy(self.topk_prob[rows].astype(np.float32))
+        out.scatter_(1, classes, probs)
+        return (out / out.sum(1, keepdim=True).clamp_min(1e-12)).to(sample_ids.device)

@@ -1,0 +1,130 @@
+"""Open a finished shard set and read any sample by its global id (random access through the index)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ns_data.dali_index import read_index
+from ns_data.errors import DataError
+from ns_data.manifest import Manifest
+from ns_data.shard_writer import IMAGE_EXTS
+
+
+@dataclass(frozen=True, slots=True)
+class SampleTable:
+    """Where each sample's bytes lie: one row per sample, in global id order (column arrays)."""
+
+    sample_id: np.ndarray  # int64
+    shard: np.ndarray  # int32, position in `Manifest.shards`
+    image_offset: np.ndarray  # int64
+    image_size: np.ndarray  # int64
+    label_offset: np.ndarray  # int64, -1 when unlabeled
+    label_size: np.ndarray  # int64, 0 when unlabeled
+
+    def __len__(self) -> int:
+        return len(self.sample_id)
+
+
+class ShardSet:
+    """A shard set on disk: its manifest, its sample table and positional reads of its tars."""
+
+    def __init__(self, directory: str | os.PathLike[str], shards: list[int] | None = None) -> None:
+        """Open `directory`; `shards` restricts the table to some shards (each rank reads its own)."""
+        self.directory = Path(directory)
+        self.manifest = Manifest.load(self.directory)
+        self.shard_numbers = list(range(len(self.manifest.shards))) if shards is None else shards
+        self.table = self._build_table()
+        self._files: dict[int, int] = {}
+
+    def _build_table(self) -> SampleTable:
+        columns: dict[str, list[int]] = {k: [] for k in SampleTable.__slots__}
+        for number in self.shard_numbers:
+            info = self.manifest.shards[number]
+            samples = read_index(self.directory / info.index)
+            if len(samples) != info.count:
+                raise DataError(
+                    f"{self.directory / info.index} lists {len(samples)} samples but the manifest "
+                    f"says {info.count}; rebuild the set with `ns shard --overwrite`"
+                )
+            for position, components in enumerate(samples):
+                by_ext = {c.ext: c for c in components}
+                image = next((by_ext[e] for e in IMAGE_EXTS if e in by_ext), None)
+                if image is None:
+                    raise DataError(f"{self.directory / info.index}: sample {position} has no image")
+                label = by_ext.get("cls")
+                columns["sample_id"].append(info.first_id + position)
+                columns["shard"].append(number)
+                columns["image_offset"].append(image.offset)
+                columns["image_size"].append(image.size)
+                columns["label_offset"].append(label.offset if label else -1)
+                columns["label_size"].append(label.size if label else 0)
+        return SampleTable(
+            sample_id=np.asarray(columns["sample_id"], dtype=np.int64),
+            shard=np.asarray(columns["shard"], dtype=np.int32),
+            image_offset=np.asarray(columns["image_offset"], dtype=np.int64),
+            image_size=np.asarray(columns["image_size"], dtype=np.int64),
+            label_offset=np.asarray(columns["label_offset"], dtype=np.int64),
+            label_size=np.asarray(columns["label_size"], dtype=np.int64),
+        )
+
+    def __len__(self) -> int:
+        return len(self.table)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.manifest.classes)
+
+    def require_labels(self) -> None:
+        """Raise DataError when the set has no labels (e.g. an unlabeled set given as training data)."""
+        if not self.manifest.labeled:
+            raise DataError(
+                f"{self.directory} has no labels (it was sharded as unlabeled); "
+                "pass a labeled shard set (`ns shard` of a class-folder tree or a CSV with labels)"
+            )
+
+    def _fd(self, shard: int) -> int:
+        fd = self._files.get(shard)
+        if fd is None:
+            fd = os.open(self.directory / self.manifest.shards[shard].tar, os.O_RDONLY)
+            self._files[shard] = fd
+        return fd
+
+    def read_image(self, row: int) -> bytes:
+        """The encoded image bytes of table row `row`."""
+        t = self.table
+        return os.pread(self._fd(int(t.shard[row])), int(t.image_size[row]), int(t.image_offset[row]))
+
+    def read_label(self, row: int) -> int:
+        """The class index stored in `KEY.cls` of table row `row` (-1 for unlabeled sets)."""
+        t = self.table
+        if t.label_offset[row] < 0:
+            return -1
+        raw = os.pread(self._fd(int(t.shard[row])), int(t.label_size[row]), int(t.label_offset[row]))
+        return int(raw)
+
+    def labels(self) -> np.ndarray:
+        """Every row's class index (int64), read once and cached."""
+        cached = getattr(self, "_labels", None)
+        if cached is None:
+            cached = np.fromiter((self.read_label(r) for r in range(len(self))), np.int64, len(self))
+            self._labels = cached
+        return cached
+
+    def close(self) -> None:
+        for fd in self._files.values():
+            os.close(fd)
+        self._files.clear()
+
+    def __getstate__(self) -> dict[str, object]:
+        """Pickled into DataLoader workers without open file descriptors."""
+        state = {k: getattr(self, k) for k in ("directory", "manifest", "shard_numbers", "table")}
+        return state
+
+    def __setstate__(self, state: dict[str, object]) -> None:
+        for k, v in state.items():
+            setattr(self, k, v)
+        self._files = {}
