@@ -1,1 +1,1 @@
-"""ns_cli."""
+"""ns_cli: the `ns` command line (Typer). Commands only parse, call ns_train/ns_data, and print."""

@@ -1,0 +1,1 @@
+"""One module per `ns` command; each exposes `register(app)`."""

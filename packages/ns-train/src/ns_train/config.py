@@ -1,0 +1,154 @@
+"""Typed configuration of a training job: small keyword-only dataclasses that reject bad values.
+
+`from_dict` builds them from TOML/JSON-like dicts and names the nearest field when a key is
+unknown; `to_dict` gives what is saved beside every run (`config.json`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypeVar
+
+from ns_train.errors import TrainError
+
+T = TypeVar("T")
+
+
+@dataclass(kw_only=True, slots=True)
+class OptimConfig:
+    """Optimizer and learning-rate schedule (the paper's EfficientNet recipe by default)."""
+
+    name: Literal["rmsprop", "sgd", "adamw"] = "rmsprop"
+    """rmsprop (paper: decay 0.9, momentum 0.9, eps 1e-3), sgd (nesterov 0.9) or adamw."""
+    lr_per_2048: float = 0.128
+    """Learning rate for a global batch of 2048, scaled linearly to the actual batch."""
+    warmup_epochs: float = 5.0
+    """Linear warm-up from 0, in epochs."""
+    schedule: Literal["step", "cosine"] = "step"
+    """step: ×`decay_rate` every `decay_epochs` (paper: 0.97 every 2.4); cosine: to 0 at the end."""
+    decay_rate: float = 0.97
+    decay_epochs: float = 2.4
+    weight_decay: float = 1e-5
+    """L2 weight decay, not applied to batch-norm parameters and biases."""
+    grad_clip: float | None = None
+    """Clip the global gradient norm to this value (None: no clipping)."""
+
+    def __post_init__(self) -> None:
+        _positive(self, "lr_per_2048", "decay_epochs")
+        _non_negative(self, "warmup_epochs", "weight_decay")
+        if not 0 < self.decay_rate <= 1:
+            raise TrainError(f"optim.decay_rate must be in (0, 1], got {self.decay_rate}")
+
+
+@dataclass(kw_only=True, slots=True)
+class NoiseConfig:
+    """The student's noise: input augmentation and model noise (None: the model's paper default)."""
+
+    randaugment_n: int = 2
+    randaugment_m: int = 9
+    """RandAugment magnitude bin in [0, 30] (torchvision/DALI scale; see ns_data.views)."""
+    flip: bool = True
+    crop_scale: tuple[float, float] = (0.08, 1.0)
+    drop_rate: float | None = None
+    """Dropout before the classifier (paper: 0.2 for B0 rising to 0.5 for B7/L2)."""
+    drop_path_rate: float | None = None
+    """Stochastic depth drop probability of the last block (paper: 0.2 = survival 0.8)."""
+
+
+@dataclass(kw_only=True, slots=True)
+class TrainConfig:
+    """One training job: a teacher on labeled data, or a student on labeled + pseudo-labeled data."""
+
+    model: str = "efficientnet_b0"
+    image_size: int = 224
+    epochs: float = 10.0
+    """Epochs over the labeled set (teacher) or over the pseudo-labeled set (student)."""
+    batch_size: int = 64
+    """Labeled images per step (per rank)."""
+    unlabeled_ratio: int = 3
+    """Student: unlabeled images per labeled image in each step (paper: 14 for L2)."""
+    soft_labels: bool = True
+    """Student: train on the teacher's soft distribution (True) or its argmax (False)."""
+    label_smoothing: float = 0.1
+    ema_decay: float | None = 0.9999
+    """Exponential moving average of the weights used for eval and labeling (None: off)."""
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    noise: NoiseConfig = field(default_factory=NoiseConfig)
+    seed: int = 0
+    device: str = "auto"
+    backend: str = "auto"
+    """Loader backend: auto, dali-gpu, dali-cpu or torch."""
+    workers: int | None = None
+    channels_last: bool = True
+    """Channels-last memory format (several-fold faster convolutions on CPU)."""
+    bf16: bool = False
+    """bfloat16 autocast."""
+    compile: bool = False
+    """torch.compile the model (slow first step, faster after)."""
+    eval_every: float = 1.0
+    """Evaluate on the eval set every this many epochs."""
+
+    def __post_init__(self) -> None:
+        _positive(self, "image_size", "epochs", "batch_size", "unlabeled_ratio", "eval_every")
+        if not 0 <= self.label_smoothing < 1:
+            raise TrainError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        if self.ema_decay is not None and not 0 < self.ema_decay < 1:
+            raise TrainError(f"ema_decay must be in (0, 1) or None, got {self.ema_decay}")
+
+
+def _positive(obj: object, *names: str) -> None:
+    for name in names:
+        if getattr(obj, name) <= 0:
+            raise TrainError(
+                f"{type(obj).__name__}.{name} must be positive, got {getattr(obj, name)}"
+            )
+
+
+def _non_negative(obj: object, *names: str) -> None:
+    for name in names:
+        if getattr(obj, name) < 0:
+            raise TrainError(f"{type(obj).__name__}.{name} must be >= 0, got {getattr(obj, name)}")
+
+
+def to_dict(config: object) -> dict[str, Any]:
+    """A JSON-able dict of a config dataclass (nested dataclasses become dicts)."""
+    return dataclasses.asdict(config)  # type: ignore[call-overload]
+
+
+def from_dict(cls: type[T], data: dict[str, Any], where: str = "config") -> T:
+    """Build `cls` from a dict; an unknown key is refused naming the nearest known field."""
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    values: dict[str, Any] = {}
+    for key, value in data.items():
+        if key not in known:
+            near = difflib.get_close_matches(key, sorted(known), n=1)
+            hint = (
+                f"; did you mean {near[0]!r}?"
+                if near
+                else f"; known fields: {', '.join(sorted(known))}"
+            )
+            raise TrainError(f"unknown field {where}.{key}{hint}")
+        target = hints[key]
+        if dataclasses.is_dataclass(target) and isinstance(value, dict):
+            value = from_dict(target, value, f"{where}.{key}")  # type: ignore[arg-type]
+        elif isinstance(value, list) and _is_tuple(target):
+            value = tuple(value)
+        values[key] = value
+    return cls(**values)
+
+
+def _is_tuple(hint: Any) -> bool:
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_is_tuple(arg) for arg in typing.get_args(hint))
+    return origin is tuple
+
+
+def replace(config: T, **changes: Any) -> T:
+    """A copy of a config with some fields changed (validated again)."""
+    return dataclasses.replace(config, **changes)  # type: ignore[type-var]

@@ -1,0 +1,161 @@
+"""The loaders of a training job, built from shard-set paths and a `TrainConfig`."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from ns_data.errors import DataError
+from ns_data.loader import Batch, ImageLoader
+from ns_data.pseudo_labels import PseudoLabels
+from ns_data.shard_set import ShardSet
+from ns_data.views import View
+
+from ns_train.config import TrainConfig
+from ns_train.errors import TrainError
+from ns_train.runtime import Runtime
+
+
+@dataclass(frozen=True, slots=True)
+class TrainInputs:
+    """What a job reads: a labeled set, optionally an eval set, and for a student the unlabeled
+    set with its pseudo labels and selection plan (`plan.npy`, one copy count per sample)."""
+
+    labeled: Path
+    eval_set: Path | None = None
+    unlabeled: Path | None = None
+    pseudo_labels: Path | None = None
+    plan: Path | None = None
+    init: Path | None = None
+    """Initialize the weights from this checkpoint (e.g. the student from its teacher)."""
+
+    @property
+    def is_student(self) -> bool:
+        return self.unlabeled is not None
+
+
+def train_view(config: TrainConfig) -> View:
+    noise = config.noise
+    return View(
+        image_size=config.image_size,
+        train=True,
+        scale=noise.crop_scale,
+        flip=noise.flip,
+        randaugment_n=noise.randaugment_n,
+        randaugment_m=noise.randaugment_m,
+        channels_last=config.channels_last,
+    )
+
+
+def eval_view(config: TrainConfig) -> View:
+    return View(image_size=config.image_size, channels_last=config.channels_last)
+
+
+def load_plan(path: Path, expected: int) -> np.ndarray:
+    """A selection plan: `plan.npy` of per-sample copy counts (never unpickled)."""
+    try:
+        plan = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as err:
+        raise TrainError(f"cannot read selection plan {path}: {err}; rerun `ns select`") from err
+    if plan.ndim != 1 or len(plan) != expected:
+        raise TrainError(
+            f"{path} has {plan.shape} entries, the unlabeled set {expected}: it is for another set"
+        )
+    return plan
+
+
+class JobData:
+    """Labeled, unlabeled and eval loaders of one job on one rank, plus the pseudo labels."""
+
+    def __init__(self, config: TrainConfig, inputs: TrainInputs, runtime: Runtime) -> None:
+        common = {
+            "seed": config.seed,
+            "rank": runtime.rank,
+            "world_size": runtime.world_size,
+            "backend": config.backend,
+            "device": runtime.device,
+            "workers": config.workers,
+        }
+        self.labeled_set = ShardSet(inputs.labeled)
+        try:
+            self.labeled_set.require_labels()
+        except DataError as err:
+            raise TrainError(str(err)) from err
+        self.class_names = self.labeled_set.manifest.classes
+        self.labeled = ImageLoader(
+            self.labeled_set,
+            train_view(config),
+            batch_size=config.batch_size,
+            shuffle=True,
+            drop_last=True,
+            **common,
+        )
+        if len(self.labeled) == 0:
+            raise TrainError(
+                f"{inputs.labeled} has {len(self.labeled_set)} images, fewer than one batch of "
+                f"{config.batch_size} per rank; lower batch_size"
+            )
+        self.unlabeled: ImageLoader | None = None
+        self.pseudo: PseudoLabels | None = None
+        if inputs.is_student:
+            self._open_student(config, inputs, common)
+        self.eval: ImageLoader | None = None
+        if inputs.eval_set is not None:
+            eval_set = ShardSet(inputs.eval_set)
+            eval_set.require_labels()
+            if eval_set.manifest.classes != self.class_names:
+                raise TrainError(f"{inputs.eval_set} has other classes than {inputs.labeled}")
+            self.eval = ImageLoader(
+                eval_set, eval_view(config), batch_size=2 * config.batch_size, **common
+            )
+
+    def _open_student(
+        self, config: TrainConfig, inputs: TrainInputs, common: dict[str, object]
+    ) -> None:
+        if inputs.pseudo_labels is None:
+            raise TrainError("a student needs --pseudo-labels (the folder `ns label` wrote)")
+        self.pseudo = PseudoLabels(inputs.pseudo_labels)
+        if self.pseudo.teacher.class_names != self.class_names:
+            raise TrainError(
+                f"{inputs.pseudo_labels} was made by a teacher with classes "
+                f"{self.pseudo.teacher.class_names[:5]}…, the labeled set has {self.class_names[:5]}…; "
+                "relabel with a teacher trained on these classes"
+            )
+        assert inputs.unlabeled is not None
+        unlabeled_set = ShardSet(inputs.unlabeled)
+        copies = load_plan(inputs.plan, len(unlabeled_set)) if inputs.plan else None
+        self.unlabeled = ImageLoader(
+            unlabeled_set,
+            train_view(config),
+            batch_size=config.batch_size * config.unlabeled_ratio,
+            shuffle=True,
+            drop_last=True,
+            copies=copies,
+            **common,  # type: ignore[arg-type]
+        )
+        if len(self.unlabeled) == 0:
+            raise TrainError(
+                f"{inputs.unlabeled} yields no full unlabeled batch; lower batch_size or ratio"
+            )
+
+    @property
+    def steps_per_epoch(self) -> int:
+        """An epoch is one pass over the pseudo-labeled data (student) or the labeled data (teacher)."""
+        return len(self.unlabeled if self.unlabeled is not None else self.labeled)
+
+    def steps(self) -> Iterator[tuple[Batch, Batch | None]]:
+        """Endless (labeled, unlabeled) batch pairs; each loader starts a new epoch when done."""
+        labeled = _forever(self.labeled)
+        if self.unlabeled is None:
+            for batch in labeled:
+                yield batch, None
+        else:
+            for unlabeled in _forever(self.unlabeled):
+                yield next(labeled), unlabeled
+
+
+def _forever(loader: ImageLoader) -> Iterator[Batch]:
+    while True:
+        yield from loader
