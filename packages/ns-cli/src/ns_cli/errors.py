@@ -7,10 +7,11 @@ import sys
 from collections.abc import Callable
 from typing import TypeVar
 
+from rich.console import Console
+
 from ns_data.errors import DataError
 from ns_models.errors import ModelError
 from ns_train.errors import TrainError
-from rich.console import Console
 
 DOMAIN_ERRORS = (DataError, ModelError, TrainError)
 T = TypeVar("T")

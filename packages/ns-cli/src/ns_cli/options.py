@@ -12,4 +12,6 @@ Seed = Annotated[int, typer.Option("--seed", help="Random seed (shuffling, augme
 Backend = Annotated[
     str, typer.Option("--backend", help="Loader backend: auto, dali-gpu, dali-cpu or torch.")
 ]
-Device = Annotated[str, typer.Option("--device", help="cpu, cuda or cuda:N (default: cuda if present).")]
+Device = Annotated[
+    str, typer.Option("--device", help="cpu, cuda or cuda:N (default: cuda if present).")
+]

@@ -68,7 +68,7 @@ class TrainConfig:
     epochs: float = 10.0
     """Epochs over the labeled set (teacher) or over the pseudo-labeled set (student)."""
     batch_size: int = 64
-    """Labeled images per step (per rank)."""
+    """Labeled images per step over all ranks (each rank takes batch_size / world size)."""
     unlabeled_ratio: int = 3
     """Student: unlabeled images per labeled image in each step (paper: 14 for L2)."""
     soft_labels: bool = True
@@ -91,9 +91,22 @@ class TrainConfig:
     """torch.compile the model (slow first step, faster after)."""
     eval_every: float = 1.0
     """Evaluate on the eval set every this many epochs."""
+    checkpoint_every: int = 0
+    """Save a resumable snapshot every this many steps (0: none; the final checkpoint is always saved)."""
+    keep_checkpoints: int = 2
+    """Snapshots kept on disk (the newest)."""
 
     def __post_init__(self) -> None:
-        _positive(self, "image_size", "epochs", "batch_size", "unlabeled_ratio", "eval_every")
+        _positive(
+            self,
+            "image_size",
+            "epochs",
+            "batch_size",
+            "unlabeled_ratio",
+            "eval_every",
+            "keep_checkpoints",
+        )
+        _non_negative(self, "checkpoint_every")
         if not 0 <= self.label_smoothing < 1:
             raise TrainError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
         if self.ema_decay is not None and not 0 < self.ema_decay < 1:

@@ -7,12 +7,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
 from ns_data.errors import DataError
 from ns_data.loader import Batch, ImageLoader
 from ns_data.pseudo_labels import PseudoLabels
 from ns_data.shard_set import ShardSet
 from ns_data.views import View
-
 from ns_train.config import TrainConfig
 from ns_train.errors import TrainError
 from ns_train.runtime import Runtime
@@ -78,6 +78,7 @@ class JobData:
             "device": runtime.device,
             "workers": config.workers,
         }
+        per_rank = config.batch_size // runtime.world_size
         self.labeled_set = ShardSet(inputs.labeled)
         try:
             self.labeled_set.require_labels()
@@ -87,7 +88,7 @@ class JobData:
         self.labeled = ImageLoader(
             self.labeled_set,
             train_view(config),
-            batch_size=config.batch_size,
+            batch_size=per_rank,
             shuffle=True,
             drop_last=True,
             **common,
@@ -95,24 +96,22 @@ class JobData:
         if len(self.labeled) == 0:
             raise TrainError(
                 f"{inputs.labeled} has {len(self.labeled_set)} images, fewer than one batch of "
-                f"{config.batch_size} per rank; lower batch_size"
+                f"{per_rank} per rank; lower batch_size"
             )
         self.unlabeled: ImageLoader | None = None
         self.pseudo: PseudoLabels | None = None
         if inputs.is_student:
-            self._open_student(config, inputs, common)
+            self._open_student(config, inputs, per_rank, common)
         self.eval: ImageLoader | None = None
         if inputs.eval_set is not None:
             eval_set = ShardSet(inputs.eval_set)
             eval_set.require_labels()
             if eval_set.manifest.classes != self.class_names:
                 raise TrainError(f"{inputs.eval_set} has other classes than {inputs.labeled}")
-            self.eval = ImageLoader(
-                eval_set, eval_view(config), batch_size=2 * config.batch_size, **common
-            )
+            self.eval = ImageLoader(eval_set, eval_view(config), batch_size=2 * per_rank, **common)
 
     def _open_student(
-        self, config: TrainConfig, inputs: TrainInputs, common: dict[str, object]
+        self, config: TrainConfig, inputs: TrainInputs, per_rank: int, common: dict[str, object]
     ) -> None:
         if inputs.pseudo_labels is None:
             raise TrainError("a student needs --pseudo-labels (the folder `ns label` wrote)")
@@ -129,7 +128,7 @@ class JobData:
         self.unlabeled = ImageLoader(
             unlabeled_set,
             train_view(config),
-            batch_size=config.batch_size * config.unlabeled_ratio,
+            batch_size=per_rank * config.unlabeled_ratio,
             shuffle=True,
             drop_last=True,
             copies=copies,

@@ -12,7 +12,6 @@ from pathlib import Path
 
 from ns_data.atomic import write_json
 from ns_data.digits import write_digits
-
 from ns_train.config import NoiseConfig, OptimConfig, TrainConfig, to_dict
 from ns_train.data import TrainInputs
 from ns_train.evaluate import EvalResult, evaluate
@@ -29,7 +28,9 @@ def demo_train_config(**changes: object) -> TrainConfig:
         "batch_size": 32,
         "unlabeled_ratio": 3,
         "ema_decay": 0.99,
-        "optim": OptimConfig(name="adamw", lr_per_2048=0.128, warmup_epochs=2, schedule="cosine", weight_decay=0.05),
+        "optim": OptimConfig(
+            name="adamw", lr_per_2048=0.128, warmup_epochs=2, schedule="cosine", weight_decay=0.05
+        ),
         "noise": NoiseConfig(randaugment_n=2, randaugment_m=9, flip=False, crop_scale=(0.5, 1.0)),
         "eval_every": 5.0,
     }
@@ -56,7 +57,9 @@ class DemoResult:
     seconds: dict[str, float]
 
 
-def run_demo(out_dir: Path, config: DemoConfig | None = None, *, show_progress: bool = True) -> DemoResult:
+def run_demo(
+    out_dir: Path, config: DemoConfig | None = None, *, show_progress: bool = True
+) -> DemoResult:
     """Run the whole round under `out_dir` and write `out_dir/results.json`."""
     config = config or DemoConfig()
     out_dir = Path(out_dir)
@@ -77,14 +80,30 @@ def run_demo(out_dir: Path, config: DemoConfig | None = None, *, show_progress: 
         seed=config.seed,
     )
     lap("shard")
-    teacher = train(config.teacher, TrainInputs(labeled=sets.labeled, eval_set=sets.test), out_dir / "teacher", show_progress=show_progress)
+    teacher = train(
+        config.teacher,
+        TrainInputs(labeled=sets.labeled, eval_set=sets.test),
+        out_dir / "teacher",
+        show_progress=show_progress,
+    )
     lap("teacher")
-    label(teacher.checkpoint, sets.unlabeled, out_dir / "labels", backend=config.teacher.backend, show_progress=show_progress)
+    label(
+        teacher.checkpoint,
+        sets.unlabeled,
+        out_dir / "labels",
+        backend=config.teacher.backend,
+        show_progress=show_progress,
+    )
     lap("label")
     student_inputs = TrainInputs(
-        labeled=sets.labeled, eval_set=sets.test, unlabeled=sets.unlabeled, pseudo_labels=out_dir / "labels"
+        labeled=sets.labeled,
+        eval_set=sets.test,
+        unlabeled=sets.unlabeled,
+        pseudo_labels=out_dir / "labels",
     )
-    student = train(config.student, student_inputs, out_dir / "student", show_progress=show_progress)
+    student = train(
+        config.student, student_inputs, out_dir / "student", show_progress=show_progress
+    )
     lap("student")
     result = DemoResult(
         teacher=evaluate(teacher.checkpoint, sets.test, backend=config.teacher.backend),

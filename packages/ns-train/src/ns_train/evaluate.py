@@ -8,11 +8,11 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 import torch.nn.functional as F
+
 from ns_data.loader import ImageLoader
 from ns_data.shard_set import ShardSet
 from ns_data.views import View
 from ns_models import load_checkpoint, teacher_mode
-
 from ns_train.errors import TrainError
 from ns_train.runtime import Runtime, start
 

@@ -2,43 +2,81 @@
 
 One labels file per source shard, renamed into place when complete: a rerun skips finished shards,
 so a killed job loses at most the shards in flight. Under torchrun each rank labels its own shards.
+The teacher's batches never cross a shard boundary, so a shard's bytes do not depend on which other
+shards a job labels: resumed, distributed and uninterrupted jobs write identical files.
 """
 
 from __future__ import annotations
 
+import hashlib
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+import torch.distributed as dist
+
 from ns_data.atomic import write_json
 from ns_data.loader import ImageLoader
 from ns_data.manifest import Manifest
-from ns_data.pseudo_labels import PseudoLabels, TeacherInfo, labels_file, write_shard_labels
+from ns_data.pseudo_labels import (
+    SUFFIX,
+    TeacherInfo,
+    labels_file,
+    read_teacher,
+    read_top1,
+    write_shard_labels,
+)
 from ns_data.shard_set import ShardSet
 from ns_data.views import View
-from ns_models import load_checkpoint, teacher_mode
-
+from ns_models import (
+    SpeedConfig,
+    apply_speed_knobs,
+    autocast,
+    load_checkpoint,
+    prepare_images,
+    teacher_mode,
+)
+from ns_models.checkpoint import CONFIG_FILE, WEIGHTS_FILE
 from ns_train.errors import TrainError
 from ns_train.plots import plot_pseudo_labels
 from ns_train.progress import job_progress
-from ns_train.runtime import start, stop
+from ns_train.runtime import Runtime, start, stop
+
+SUMMARY_FILE = "summary.json"
+PLOT_FILE = "pseudo_labels.png"
+
+Predict = Callable[[torch.Tensor], tuple[np.ndarray, np.ndarray]]
 
 
 @dataclass(frozen=True, slots=True)
 class LabelSummary:
-    """What a labeling job produced (over all ranks' files present at the end)."""
+    """What a labeling job produced, over every shard of the set (all ranks, earlier runs too)."""
 
     samples: int
     shards_labeled: int
     shards_skipped: int
+    unreadable: int
+    """Samples the loader could not decode: stored with probability 0, so the plan drops them."""
     mean_confidence: float
     class_counts: list[int]
     images_per_second: float
+    """Images labeled by this job (all ranks) per second of its labeling loop."""
 
     def to_dict(self) -> dict[str, object]:
         return asdict(self)
+
+
+def checkpoint_id(checkpoint: Path) -> str:
+    """SHA-256 of a checkpoint's weights and config: the teacher's identity in labels files."""
+    digest = hashlib.sha256()
+    for name in (WEIGHTS_FILE, CONFIG_FILE):
+        with open(Path(checkpoint) / name, "rb") as file:
+            while chunk := file.read(1 << 20):
+                digest.update(chunk)
+    return digest.hexdigest()[:16]
 
 
 def label(
@@ -52,20 +90,47 @@ def label(
     backend: str = "auto",
     device: str = "auto",
     workers: int | None = None,
+    bf16: bool = False,
+    channels_last: bool = True,
+    overwrite: bool = False,
     show_progress: bool = True,
 ) -> LabelSummary:
-    """Label every sample of `shards` with the teacher checkpoint; write files under `out_dir`."""
+    """Label every sample of `shards` with the teacher checkpoint; write files under `out_dir`.
+
+    Args:
+        teacher: checkpoint folder; its weights (EMA when trained with EMA) run in eval mode on
+            the eval view (resize + center crop) at the checkpoint's image size.
+        shards: the unlabeled shard set.
+        out_dir: one labels file per shard, `summary.json` and `pseudo_labels.png`.
+        topk: classes kept per sample (at most the number of classes).
+        temperature: softmax temperature applied to the logits.
+        batch_size: images per forward pass and per loader batch.
+        backend, device, workers: loader backend, device and loader workers (see ImageLoader).
+        bf16: bfloat16 autocast (for GPUs; labels then differ slightly from float32 ones).
+        channels_last: channels-last memory format for the model and images.
+        overwrite: delete labels already in `out_dir` instead of refusing another teacher's.
+        show_progress: progress bar with images/s and ETA on rank 0.
+    """
     if temperature <= 0:
         raise TrainError(f"--temperature must be positive, got {temperature}")
+    if topk < 1 or batch_size < 1:
+        raise TrainError(f"--topk and --batch-size must be positive, got {topk} and {batch_size}")
     runtime = start(device)
     try:
         model, meta = load_checkpoint(teacher)
-        k = min(topk, meta.num_classes)
-        model.to(runtime.device, memory_format=torch.channels_last)
-        out_dir = Path(out_dir)
-        out_dir.mkdir(parents=True, exist_ok=True)
-        info = TeacherInfo(str(teacher), meta.model_name, meta.class_names, temperature)
         manifest = Manifest.load(shards)
+        info = TeacherInfo(
+            checkpoint=str(teacher),
+            model_name=meta.model_name,
+            class_names=meta.class_names,
+            temperature=temperature,
+            topk=min(topk, meta.num_classes),
+            teacher_id=checkpoint_id(teacher),
+        )
+        out_dir = Path(out_dir)
+        _prepare(out_dir, manifest, shards, info, overwrite, runtime)
+        speed = SpeedConfig(channels_last=channels_last, bf16=bf16)
+        model = apply_speed_knobs(model.to(runtime.device), speed)
         mine = range(runtime.rank, len(manifest.shards), runtime.world_size)
         todo = [i for i in mine if not labels_file(out_dir, manifest.shards[i].tar).exists()]
         started, labeled = time.perf_counter(), 0
@@ -73,70 +138,178 @@ def label(
             data = ShardSet(shards, shards=todo)
             loader = ImageLoader(
                 data,
-                View(image_size=meta.image_size, channels_last=True),
+                View(image_size=meta.image_size, channels_last=channels_last),
                 batch_size=batch_size,
                 backend=backend,  # type: ignore[arg-type]
                 device=runtime.device,
                 workers=workers,
             )
-            pending = _ShardBuffers(data, out_dir, info)
-            with job_progress(enabled=show_progress and runtime.is_main) as progress:
+
+            @torch.inference_mode()
+            def predict(images: torch.Tensor) -> tuple[np.ndarray, np.ndarray]:
+                with autocast(speed, runtime.device):
+                    logits = model(prepare_images(images, speed))
+                probs = torch.softmax(logits.float() / temperature, dim=1)
+                top = probs.topk(info.topk, dim=1)
+                return top.indices.cpu().numpy(), top.values.cpu().numpy()
+
+            writer = _ShardWriter(data, out_dir, info, predict, batch_size)
+            with (
+                job_progress(enabled=show_progress and runtime.is_main) as progress,
+                teacher_mode(model),
+            ):
                 task = progress.add_task("label", total=len(data), info="")
-                with teacher_mode(model), torch.inference_mode():
-                    for batch in loader:
-                        probs = torch.softmax(model(batch.images).float() / temperature, dim=1)
-                        top = probs.topk(k, dim=1)
-                        pending.add(batch.sample_ids.cpu().numpy(), top.indices.cpu().numpy(), top.values.cpu().numpy())
-                        labeled += len(batch.images)
-                        rate = labeled / (time.perf_counter() - started)
-                        progress.update(task, advance=len(batch.images), info=f"{rate:.0f} img/s")
-        rate = labeled / max(time.perf_counter() - started, 1e-9)
-        if runtime.distributed:
-            torch.distributed.barrier()
-        summary = summarize(out_dir, len(todo), len(mine) - len(todo), rate)
-        if runtime.is_main:
-            write_json(out_dir / "summary.json", summary.to_dict())
-        return summary
+                for batch in loader:
+                    writer.add(batch.images, batch.sample_ids.cpu().numpy())
+                    labeled += len(batch.images)
+                    rate = labeled * runtime.world_size / (time.perf_counter() - started)
+                    progress.update(task, advance=len(batch.images), info=f"{rate:.0f} img/s")
+                writer.finish()
+        counts = [labeled, len(todo), len(mine) - len(todo), time.perf_counter() - started]
+        return _summary(out_dir, manifest, info, counts, runtime)
     finally:
         stop(runtime)
 
 
-class _ShardBuffers:
-    """Collects outputs in shard order and writes each shard's file as soon as it is complete."""
+def _prepare(
+    out_dir: Path,
+    manifest: Manifest,
+    shards: Path,
+    teacher: TeacherInfo,
+    overwrite: bool,
+    runtime: Runtime,
+) -> None:
+    """Refuse labels of another teacher or set (every rank checks); rank 0 clears what must go."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    existing = sorted(out_dir.glob(f"*{SUFFIX}"))
+    if not overwrite:
+        ours = {labels_file(out_dir, s.tar).name for s in manifest.shards}
+        for path in existing:
+            if path.name not in ours:
+                raise TrainError(
+                    f"{path} labels a shard that is not in {shards}: use another --out, "
+                    "or --overwrite to start over"
+                )
+            found = read_teacher(path)
+            if not found.same_labels_as(teacher):
+                raise TrainError(
+                    f"{path} was made by another teacher or settings ({found.checkpoint}, id "
+                    f"{found.teacher_id}, T={found.temperature}, top-{found.topk}): "
+                    "use another --out, or --overwrite to relabel"
+                )
+    if runtime.is_main:
+        for path in out_dir.glob(f".*{SUFFIX}.tmp-*"):
+            path.unlink(missing_ok=True)  # left by a killed job
+        if overwrite:
+            for path in existing:
+                path.unlink()
+    if runtime.distributed:
+        dist.barrier()
 
-    def __init__(self, data: ShardSet, out_dir: Path, teacher: TeacherInfo) -> None:
-        self.data, self.out_dir, self.teacher = data, out_dir, teacher
-        self.parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
-        self.filled = 0
-        self.shard_rows = [int((data.table.shard == s).sum()) for s in data.shard_numbers]
+
+class _ShardWriter:
+    """Runs the teacher on batches within one shard; writes each shard's file once complete."""
+
+    def __init__(
+        self, data: ShardSet, out_dir: Path, teacher: TeacherInfo, predict: Predict, batch: int
+    ) -> None:
+        self.data, self.out_dir, self.teacher, self.predict = data, out_dir, teacher, predict
+        self.batch = batch
+        infos = [data.manifest.shards[n] for n in data.shard_numbers]
+        self.first = np.array([s.first_id for s in infos], dtype=np.int64)
+        self.count = np.array([s.count for s in infos], dtype=np.int64)
         self.current = 0
+        self.images: list[torch.Tensor] = []
+        self.ids: list[np.ndarray] = []
+        self.outputs: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
 
-    def add(self, ids: np.ndarray, classes: np.ndarray, probs: np.ndarray) -> None:
-        self.parts.append((ids, classes, probs))
-        self.filled += len(ids)
-        while self.current < len(self.shard_rows) and self.filled >= self.shard_rows[self.current]:
-            self._flush(self.shard_rows[self.current])
+    def _shard_of(self, ids: np.ndarray) -> np.ndarray:
+        """Position in this job's shards of each sample id."""
+        order = np.argsort(self.first, kind="stable")
+        return order[np.searchsorted(self.first[order], ids, side="right") - 1]
 
-    def _flush(self, count: int) -> None:
-        ids, classes, probs = (np.concatenate(column) for column in zip(*self.parts, strict=True))
+    def add(self, images: torch.Tensor, ids: np.ndarray) -> None:
+        """Take one loader batch (in row order; unreadable samples already left out)."""
+        shard = self._shard_of(ids)
+        for position in np.unique(shard):
+            while self.current < position:
+                self._finish_shard()
+            take = shard == position
+            whole = bool(take.all())
+            self.images.append(
+                images if whole else images[torch.from_numpy(take).to(images.device)]
+            )
+            self.ids.append(ids if whole else ids[take])
+            self._run(full_only=True)
+
+    def finish(self) -> None:
+        """Write the remaining shards (the loader is exhausted)."""
+        while self.current < len(self.first):
+            self._finish_shard()
+
+    def _run(self, *, full_only: bool) -> None:
+        pending = torch.cat(self.images) if self.images else None
+        ids = np.concatenate(self.ids) if self.ids else np.empty(0, np.int64)
+        start = 0
+        while pending is not None and len(ids) - start >= (self.batch if full_only else 1):
+            chunk = slice(start, start + self.batch)
+            classes, probs = self.predict(pending[chunk])
+            self.outputs.append((ids[chunk], classes, probs))
+            start += len(ids[chunk])
+        self.images = [pending[start:]] if pending is not None and start < len(ids) else []
+        self.ids = [ids[start:]] if start < len(ids) else []
+
+    def _finish_shard(self) -> None:
+        self._run(full_only=False)
+        first, count = int(self.first[self.current]), int(self.count[self.current])
+        k = self.teacher.topk
+        classes = np.zeros((count, k), dtype=np.int32)
+        probs = np.zeros((count, k), dtype=np.float16)  # unreadable samples stay at 0
+        for ids, top_class, top_prob in self.outputs:
+            classes[ids - first] = top_class
+            probs[ids - first] = top_prob
         number = self.data.shard_numbers[self.current]
         path = labels_file(self.out_dir, self.data.manifest.shards[number].tar)
-        write_shard_labels(path, ids[:count], classes[:count], probs[:count].astype(np.float16), self.teacher)
-        self.parts = [(ids[count:], classes[count:], probs[count:])]
-        self.filled -= count
+        ids = np.arange(first, first + count, dtype=np.int64)
+        write_shard_labels(path, ids, classes, probs, self.teacher)
+        self.outputs = []
         self.current += 1
 
 
-def summarize(out_dir: Path, labeled_now: int, skipped: int, rate: float) -> LabelSummary:
-    """Read back every labels file of `out_dir`; plot confidence and class histograms."""
-    store = PseudoLabels(out_dir)
-    top_class, confidence = store.top1()
-    plot_pseudo_labels(confidence, top_class, store.teacher.class_names, out_dir / "pseudo_labels.png")
-    return LabelSummary(
-        samples=len(store),
-        shards_labeled=labeled_now,
-        shards_skipped=skipped,
-        mean_confidence=float(confidence.astype(np.float32).mean()),
-        class_counts=np.bincount(top_class, minlength=store.num_classes).tolist(),
-        images_per_second=rate,
-    )
+def _summary(
+    out_dir: Path, manifest: Manifest, teacher: TeacherInfo, counts: list[float], runtime: Runtime
+) -> LabelSummary:
+    """Totals over ranks; rank 0 reads every shard's top-1, writes the JSON and the plot."""
+    sums = torch.tensor(counts[:3], dtype=torch.float64)
+    seconds = torch.tensor(counts[3:], dtype=torch.float64)
+    if runtime.distributed:
+        dist.all_reduce(sums)
+        dist.all_reduce(seconds, op=dist.ReduceOp.MAX)
+    labeled, shards_labeled, shards_skipped = sums.tolist()
+    result: list[LabelSummary | None] = [None]
+    if runtime.is_main:
+        parts = [read_top1(labels_file(out_dir, s.tar)) for s in manifest.shards]
+        top_class = np.concatenate([p[1] for p in parts])
+        confidence = np.concatenate([p[2] for p in parts])
+        readable = confidence > 0
+        plot_pseudo_labels(
+            confidence[readable], top_class[readable], teacher.class_names, out_dir / PLOT_FILE
+        )
+        result[0] = LabelSummary(
+            samples=len(top_class),
+            shards_labeled=int(shards_labeled),
+            shards_skipped=int(shards_skipped),
+            unreadable=int((~readable).sum()),
+            mean_confidence=float(confidence[readable].astype(np.float64).mean())
+            if readable.any()
+            else 0.0,
+            class_counts=np.bincount(
+                top_class[readable], minlength=len(teacher.class_names)
+            ).tolist(),
+            images_per_second=labeled / max(float(seconds), 1e-9),
+        )
+        write_json(out_dir / SUMMARY_FILE, {**result[0].to_dict(), "teacher": asdict(teacher)})
+    if runtime.distributed:
+        dist.broadcast_object_list(result, src=0)
+    assert result[0] is not None
+    return result[0]

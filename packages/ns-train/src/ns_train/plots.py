@@ -7,10 +7,10 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-from ns_train.metrics import read_metrics  # noqa: E402
+from ns_train.metrics import read_metrics
 
 
 def plot_training(metrics_path: Path, out: Path) -> Path:

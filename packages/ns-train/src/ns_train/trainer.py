@@ -4,7 +4,8 @@
 
 Each student step takes a labeled batch and an unlabeled batch `unlabeled_ratio` times larger in
 one forward pass; loss = CE(labels, smoothing) + CE(pseudo labels, soft or hard). The EMA weights
-are evaluated, plotted and saved as the checkpoint that labels the next round.
+are evaluated, plotted and saved as the checkpoint that labels the next round. Snapshots every
+`checkpoint_every` steps let `resume=True` continue exactly where a killed job stopped.
 """
 
 from __future__ import annotations
@@ -16,23 +17,40 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
+import torch.distributed as dist
 import torch.nn.functional as F
-from ns_data.atomic import write_json
-from ns_data.loader import Batch
-from ns_models import CheckpointConfig, build_model, load_checkpoint, save_checkpoint, student_mode
-from ns_models import NoiseConfig as ModelNoise
-from ns_models import default_noise
 from timm.utils import ModelEmaV3
 from torch.nn.parallel import DistributedDataParallel
 
+from ns_data.atomic import write_json
+from ns_data.loader import Batch
+from ns_models import (
+    CheckpointConfig,
+    build_model,
+    check_name,
+    default_noise,
+    load_checkpoint,
+    save_checkpoint,
+    student_mode,
+)
+from ns_models import NoiseConfig as ModelNoise
 from ns_train.config import TrainConfig, to_dict
 from ns_train.data import JobData, TrainInputs
+from ns_train.errors import TrainError
 from ns_train.evaluate import EvalResult, evaluate_model
 from ns_train.metrics import MetricsLog
 from ns_train.optim import build_optimizer, build_schedule
 from ns_train.plots import plot_training
 from ns_train.progress import job_progress
 from ns_train.runtime import Runtime, start, stop
+from ns_train.state import (
+    Snapshot,
+    capture_rng,
+    latest_snapshot,
+    load_snapshot,
+    restore_rng,
+    save_snapshot,
+)
 
 CHECKPOINT_DIR = "checkpoint"
 
@@ -51,138 +69,249 @@ class TrainResult:
 def model_noise(config: TrainConfig) -> ModelNoise:
     """The model's noise: the config's values, or the paper's default for this model size."""
     default = default_noise(config.model)
+    drop = config.noise.drop_rate
+    path = config.noise.drop_path_rate
     return ModelNoise(
-        drop_rate=default.drop_rate if config.noise.drop_rate is None else config.noise.drop_rate,
-        drop_path_rate=(
-            default.drop_path_rate
-            if config.noise.drop_path_rate is None
-            else config.noise.drop_path_rate
-        ),
+        drop_rate=default.drop_rate if drop is None else drop,
+        drop_path_rate=default.drop_path_rate if path is None else path,
     )
 
 
-def build(
-    config: TrainConfig, num_classes: int, init: Path | None, runtime: Runtime
-) -> torch.nn.Module:
-    """The noised model on its device, initialized from `init` when given."""
-    model = build_model(config.model, num_classes, noise=model_noise(config))
-    if init is not None:
-        source, meta = load_checkpoint(init, num_classes=num_classes)
-        model.load_state_dict(source.state_dict())
-    memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
-    return model.to(runtime.device, memory_format=memory_format)
-
-
 def train(
-    config: TrainConfig, inputs: TrainInputs, out_dir: Path, *, show_progress: bool = True
+    config: TrainConfig,
+    inputs: TrainInputs,
+    out_dir: Path,
+    *,
+    resume: bool = False,
+    show_progress: bool = True,
 ) -> TrainResult:
-    """Run one training job to the end and write `out_dir/checkpoint` (EMA weights when EMA is on)."""
+    """Run one training job to the end and write `out_dir/checkpoint` (EMA weights when EMA is on).
+
+    An `out_dir` that already holds a job is refused unless `resume` (continue from its newest
+    snapshot; a finished job is returned as it is).
+    """
+    out_dir = Path(out_dir)
+    check_name(config.model)
+    finished = out_dir / CHECKPOINT_DIR
+    if not resume and (finished.exists() or latest_snapshot(out_dir) is not None):
+        raise TrainError(
+            f"{out_dir} already holds a training job; pass --resume to continue it or pick another --out"
+        )
     runtime = start(config.device, config.seed)
     try:
-        return _train(config, inputs, Path(out_dir), runtime, show_progress)
+        job = Job(config, inputs, out_dir, runtime)
+        return job.run(resume=resume, show_progress=show_progress)
     finally:
         stop(runtime)
 
 
-def _train(
-    config: TrainConfig, inputs: TrainInputs, out_dir: Path, runtime: Runtime, show: bool
-) -> TrainResult:
-    data = JobData(config, inputs, runtime)
-    num_classes = len(data.class_names)
-    model = build(config, num_classes, inputs.init, runtime)
-    ema = ModelEmaV3(model, decay=config.ema_decay) if config.ema_decay else None
-    step_model: torch.nn.Module = model
-    if config.compile:
-        step_model = torch.compile(model)  # type: ignore[assignment]
-    if runtime.distributed:
-        step_model = DistributedDataParallel(step_model)
-    global_batch = (
-        config.batch_size
-        * runtime.world_size
-        * (1 + (config.unlabeled_ratio if data.unlabeled else 0))
-    )
-    optimizer = build_optimizer(model, config.optim, global_batch)
-    steps_per_epoch = data.steps_per_epoch
-    total_steps = math.ceil(config.epochs * steps_per_epoch)
-    schedule = build_schedule(optimizer, config.optim, steps_per_epoch, total_steps)
-    eval_every = max(1, round(config.eval_every * steps_per_epoch))
-    log = MetricsLog(out_dir, enabled=runtime.is_main)
-    if runtime.is_main:
-        write_json(
-            out_dir / "train_config.json",
-            {"config": to_dict(config), "inputs": _inputs_dict(inputs)},
+class Job:
+    """The parts of one training job on one rank: data, model, EMA, optimizer, schedule, log."""
+
+    def __init__(
+        self, config: TrainConfig, inputs: TrainInputs, out_dir: Path, runtime: Runtime
+    ) -> None:
+        if config.batch_size % runtime.world_size:
+            raise TrainError(
+                f"batch_size {config.batch_size} does not divide across {runtime.world_size} ranks; "
+                f"use a multiple of {runtime.world_size}"
+            )
+        self.config, self.inputs, self.out_dir, self.runtime = config, inputs, out_dir, runtime
+        self.data = JobData(config, inputs, runtime)
+        self.num_classes = len(self.data.class_names)
+        self.model = build_model(config.model, self.num_classes, noise=model_noise(config))
+        if inputs.init is not None:
+            source, _ = load_checkpoint(inputs.init, num_classes=self.num_classes)
+            self.model.load_state_dict(source.state_dict())
+        memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
+        self.model.to(runtime.device, memory_format=memory_format)
+        self.ema = (
+            ModelEmaV3(self.model, decay=config.ema_decay, use_warmup=True)
+            if config.ema_decay
+            else None
         )
-    autocast = (
-        torch.autocast(runtime.device.type, dtype=torch.bfloat16)
-        if config.bf16
-        else contextlib.nullcontext()
-    )
-    last_eval: EvalResult | None = None
-    images = 0
-    started = time.perf_counter()
-    with job_progress(enabled=show and runtime.is_main) as progress:
-        task = progress.add_task(
-            "student" if data.unlabeled else "teacher", total=total_steps, info=""
+        self.step_model: torch.nn.Module = (
+            torch.compile(self.model) if config.compile else self.model
+        )  # type: ignore[assignment]
+        if runtime.distributed:
+            self.step_model = DistributedDataParallel(self.step_model)
+        images_per_step = config.batch_size * (
+            1 + (config.unlabeled_ratio if self.data.unlabeled else 0)
         )
-        with student_mode(model):
-            for step, (labeled, unlabeled) in enumerate(data.steps(), start=1):
-                with autocast:
-                    loss, parts = _loss(step_model, labeled, unlabeled, data, config)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                if config.optim.grad_clip:
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), config.optim.grad_clip)
-                optimizer.step()
-                schedule.step()
-                if ema is not None:
-                    ema.update(model, step=step)
-                images += len(labeled.images) + (len(unlabeled.images) if unlabeled else 0)
-                rate = images * runtime.world_size / (time.perf_counter() - started)
-                progress.update(task, advance=1, info=f"{rate:.0f} img/s  loss {float(loss):.3f}")
-                if step % 10 == 0 or step == total_steps:
-                    log.log(
-                        "train",
-                        step,
-                        loss=float(loss),
-                        lr=optimizer.param_groups[0]["lr"],
-                        images_per_s=rate,
-                        **parts,
-                    )
-                if data.eval is not None and (step % eval_every == 0 or step == total_steps):
-                    last_eval = evaluate_model(
-                        ema.module if ema else model, data.eval, runtime, num_classes
-                    )
-                    log.log(
-                        "eval",
-                        step,
-                        epoch=round(step / steps_per_epoch, 3),
-                        top1=last_eval.top1,
-                        top5=last_eval.top5,
-                        loss=last_eval.loss,
-                    )
-                if step >= total_steps:
-                    break
-    wall = time.perf_counter() - started
-    checkpoint = out_dir / CHECKPOINT_DIR
-    if runtime.is_main:
-        final = ema.module if ema is not None else model
-        save_checkpoint(
+        self.optimizer = build_optimizer(self.model, config.optim, images_per_step)
+        self.steps_per_epoch = self.data.steps_per_epoch
+        self.total_steps = math.ceil(config.epochs * self.steps_per_epoch)
+        self.schedule = build_schedule(
+            self.optimizer, config.optim, self.steps_per_epoch, self.total_steps
+        )
+        self.step = 0
+        self.last_eval: EvalResult | None = None
+
+    def run(self, *, resume: bool, show_progress: bool) -> TrainResult:
+        """Train from step 0 or from the newest snapshot to `total_steps`, then save the checkpoint."""
+        if resume and (self.out_dir / CHECKPOINT_DIR).exists():
+            return self._finished_result()
+        snapshot = latest_snapshot(self.out_dir) if resume else None
+        if snapshot is not None:
+            self.restore(load_snapshot(snapshot))
+        log = MetricsLog(self.out_dir, enabled=self.runtime.is_main, purge_step=self.step)
+        if self.runtime.is_main:
+            write_json(
+                self.out_dir / "train_config.json",
+                {"config": to_dict(self.config), "inputs": _paths(self.inputs)},
+            )
+        config, every_eval = (
+            self.config,
+            max(1, round(self.config.eval_every * self.steps_per_epoch)),
+        )
+        images, started = 0, time.perf_counter()
+        with job_progress(enabled=show_progress and self.runtime.is_main) as progress:
+            task = progress.add_task(
+                self._role(), total=self.total_steps, completed=self.step, info=""
+            )
+            with student_mode(self.model):
+                for labeled, unlabeled in self.data.steps():
+                    if self.step >= self.total_steps:
+                        break
+                    loss, parts = self.train_step(labeled, unlabeled)
+                    images += len(labeled.images) + (len(unlabeled.images) if unlabeled else 0)
+                    rate = images * self.runtime.world_size / (time.perf_counter() - started)
+                    progress.update(task, advance=1, info=f"{rate:.0f} img/s  loss {loss:.3f}")
+                    if self.step % 10 == 0 or self.step == self.total_steps:
+                        log.log(
+                            "train",
+                            self.step,
+                            loss=self._mean(loss),
+                            lr=self.schedule.get_last_lr()[0],
+                            images_per_s=rate,
+                            **parts,
+                        )
+                    if self.data.eval is not None and (
+                        self.step % every_eval == 0 or self.step == self.total_steps
+                    ):
+                        self.last_eval = evaluate_model(
+                            self.eval_model, self.data.eval, self.runtime, self.num_classes
+                        )
+                        log.log(
+                            "eval",
+                            self.step,
+                            epoch=round(self.step / self.steps_per_epoch, 3),
+                            **_scores(self.last_eval),
+                        )
+                    if (
+                        config.checkpoint_every
+                        and self.step % config.checkpoint_every == 0
+                        and self.runtime.is_main
+                    ):
+                        save_snapshot(self.out_dir, self.snapshot(), config.keep_checkpoints)
+        wall = time.perf_counter() - started
+        log.close()
+        checkpoint = self.out_dir / CHECKPOINT_DIR
+        if self.runtime.is_main:
+            self.save_checkpoint(checkpoint)
+            if self.data.eval is not None:
+                plot_training(log.path, self.out_dir / "training.png")
+        if self.runtime.distributed:
+            dist.barrier()
+        return TrainResult(
             checkpoint,
-            final,
+            self.last_eval,
+            self.total_steps,
+            images * self.runtime.world_size / wall,
+            wall,
+        )
+
+    def _role(self) -> str:
+        return "student" if self.data.unlabeled else "teacher"
+
+    @property
+    def eval_model(self) -> torch.nn.Module:
+        return self.ema.module if self.ema is not None else self.model
+
+    def train_step(self, labeled: Batch, unlabeled: Batch | None) -> tuple[float, dict[str, float]]:
+        """One optimizer step; returns this rank's loss and its parts."""
+        autocast = (
+            torch.autocast(self.runtime.device.type, dtype=torch.bfloat16)
+            if self.config.bf16
+            else contextlib.nullcontext()
+        )
+        with autocast:
+            loss, parts = _loss(self.step_model, labeled, unlabeled, self.data, self.config)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if self.config.optim.grad_clip:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.optim.grad_clip)
+        self.optimizer.step()
+        self.schedule.step()
+        self.step += 1
+        if self.ema is not None:
+            self.ema.update(self.model, step=self.step)
+        return float(loss.detach()), parts
+
+    def _mean(self, value: float) -> float:
+        """`value` averaged over ranks (metrics are logged once, for the whole job)."""
+        if not self.runtime.distributed:
+            return value
+        tensor = torch.tensor([value], device=self.runtime.device)
+        dist.all_reduce(tensor)
+        return float(tensor) / self.runtime.world_size
+
+    def snapshot(self) -> Snapshot:
+        loaders = {"labeled": self.data.labeled.state_dict()}
+        if self.data.unlabeled is not None:
+            loaders["unlabeled"] = self.data.unlabeled.state_dict()
+        return Snapshot(
+            step=self.step,
+            model=self.model.state_dict(),
+            ema=self.ema.module.state_dict() if self.ema is not None else None,
+            optimizer=self.optimizer.state_dict(),
+            schedule=self.schedule.state_dict(),
+            loaders=loaders,
+            rng=capture_rng(),
+        )
+
+    def restore(self, snapshot: Snapshot) -> None:
+        """Continue from a snapshot: weights, EMA, optimizer, schedule, data position, RNG."""
+        self.model.load_state_dict(snapshot.model)
+        if self.ema is not None and snapshot.ema is not None:
+            self.ema.module.load_state_dict(snapshot.ema)
+        self.optimizer.load_state_dict(snapshot.optimizer)
+        self.schedule.load_state_dict(snapshot.schedule)
+        self.data.labeled.load_state_dict(snapshot.loaders["labeled"])
+        if self.data.unlabeled is not None:
+            self.data.unlabeled.load_state_dict(snapshot.loaders["unlabeled"])
+        restore_rng(snapshot.rng)
+        self.step = snapshot.step
+
+    def save_checkpoint(self, directory: Path) -> None:
+        save_checkpoint(
+            directory,
+            self.eval_model,
             CheckpointConfig(
-                model_name=config.model,
-                num_classes=num_classes,
-                class_names=data.class_names,
-                image_size=config.image_size,
-                noise=model_noise(config),
-                ema=ema is not None,
-                extra={"steps": total_steps, "eval": last_eval.to_dict() if last_eval else None},
+                model_name=self.config.model,
+                num_classes=self.num_classes,
+                class_names=self.data.class_names,
+                image_size=self.config.image_size,
+                noise=model_noise(self.config),
+                ema=self.ema is not None,
+                extra={
+                    "steps": self.total_steps,
+                    "eval": self.last_eval.to_dict() if self.last_eval else None,
+                },
             ),
         )
-        log.close()
-        if data.eval is not None:
-            plot_training(log.path, out_dir / "training.png")
-    return TrainResult(checkpoint, last_eval, total_steps, images * runtime.world_size / wall, wall)
+
+    def _finished_result(self) -> TrainResult:
+        checkpoint = self.out_dir / CHECKPOINT_DIR
+        _, meta = load_checkpoint(checkpoint)
+        done = meta.extra.get("eval")
+        return TrainResult(
+            checkpoint,
+            EvalResult(**done) if done else None,
+            int(meta.extra.get("steps", 0)),
+            0.0,
+            0.0,
+        )
 
 
 def _loss(
@@ -208,5 +337,9 @@ def _loss(
     return loss_l + loss_u, {"loss_labeled": float(loss_l), "loss_pseudo": float(loss_u)}
 
 
-def _inputs_dict(inputs: TrainInputs) -> dict[str, str | None]:
+def _scores(result: EvalResult) -> dict[str, float]:
+    return {"top1": result.top1, "top5": result.top5, "loss": result.loss}
+
+
+def _paths(inputs: TrainInputs) -> dict[str, str | None]:
     return {k: None if v is None else str(v) for k, v in asdict(inputs).items()}

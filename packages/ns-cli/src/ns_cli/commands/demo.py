@@ -6,12 +6,12 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from ns_train.demo import DemoConfig, run_demo
 from rich.console import Console
 from rich.table import Table
 
 from ns_cli.errors import run_reporting_errors
 from ns_cli.options import Seed
+from ns_train.demo import DemoConfig, run_demo
 
 
 def demo_command(

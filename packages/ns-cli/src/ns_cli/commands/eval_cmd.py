@@ -7,10 +7,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from ns_train.evaluate import evaluate
 
 from ns_cli.errors import run_reporting_errors
 from ns_cli.options import Backend, Device
+from ns_train.evaluate import evaluate
 
 
 def eval_command(
@@ -31,7 +31,9 @@ def eval_command(
         if as_json:
             typer.echo(json.dumps(result.to_dict()))
         else:
-            typer.echo(f"top-1 {100 * result.top1:.2f}%  top-5 {100 * result.top5:.2f}%  ({result.count} images)")
+            typer.echo(
+                f"top-1 {100 * result.top1:.2f}%  top-5 {100 * result.top5:.2f}%  ({result.count} images)"
+            )
 
     run_reporting_errors(run)
 

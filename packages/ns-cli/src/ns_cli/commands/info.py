@@ -7,13 +7,13 @@ from typing import Annotated
 
 import numpy as np
 import typer
+
+from ns_cli.errors import run_reporting_errors
 from ns_data.describe import describe_shard_set
 from ns_data.errors import DataError
 from ns_data.manifest import MANIFEST_NAME
 from ns_data.pseudo_labels import SUFFIX, PseudoLabels
 from ns_models import card_lines, model_card, read_config
-
-from ns_cli.errors import run_reporting_errors
 
 
 def describe_path(path: Path) -> list[str]:
@@ -32,7 +32,9 @@ def describe_path(path: Path) -> list[str]:
         store = PseudoLabels(path)
         top_class, confidence = store.top1()
         counts = np.bincount(top_class, minlength=store.num_classes)
-        histogram = ", ".join(f"{n}: {c:,}" for n, c in zip(store.teacher.class_names, counts, strict=True))
+        histogram = ", ".join(
+            f"{n}: {c:,}" for n, c in zip(store.teacher.class_names, counts, strict=True)
+        )
         return [
             f"{path}: pseudo labels for {len(store):,} images, top-{store.topk_class.shape[1]}, "
             f"by {store.teacher.model_name} ({store.teacher.checkpoint})",
@@ -45,8 +47,12 @@ def describe_path(path: Path) -> list[str]:
 
 
 def info_command(
-    path: Annotated[Path | None, typer.Argument(help="A shard set, pseudo-label folder or checkpoint.")] = None,
-    model: Annotated[str | None, typer.Option("--model", help="Print the card of this model instead.")] = None,
+    path: Annotated[
+        Path | None, typer.Argument(help="A shard set, pseudo-label folder or checkpoint.")
+    ] = None,
+    model: Annotated[
+        str | None, typer.Option("--model", help="Print the card of this model instead.")
+    ] = None,
 ) -> None:
     """Summarize a shard set, a pseudo-label folder, a checkpoint, or (--model) a model card.
 

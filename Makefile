@@ -1,0 +1,26 @@
+# Two commands on a fresh machine with python3, pip and make: `make demo` and `make test`.
+UV := python3 -m uv
+RUN := $(UV) run --frozen
+
+.PHONY: setup demo test lint isolated
+
+setup:  ## install uv (through pip when absent) and the locked environment
+	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv \
+		|| python3 -m pip install --quiet --user --break-system-packages uv
+	$(UV) sync --locked --all-packages
+
+demo: setup  ## one Noisy Student round on the embedded digits (about 10 minutes on 2 cores)
+	$(RUN) ns demo --out runs/demo
+
+test: setup  ## the whole test suite
+	$(RUN) pytest -q
+
+lint: setup
+	$(RUN) ruff check packages tests bench
+	$(RUN) ruff format --check packages tests bench
+
+isolated:  ## ns-data and ns-models tested alone, in environments without their siblings
+	UV_PROJECT_ENVIRONMENT=.venv-ns-data $(UV) sync --locked --package ns-data --group dev
+	.venv-ns-data/bin/python -m pytest -q tests/ns_data
+	UV_PROJECT_ENVIRONMENT=.venv-ns-models $(UV) sync --locked --package ns-models --group dev
+	.venv-ns-models/bin/python -m pytest -q tests/ns_models

@@ -1,0 +1,83 @@
+"""The training loop on real data: teacher, student, outputs, and refusals of bad inputs."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+
+from ns_data.digits import DigitsSplits
+from ns_data.shard_set import ShardSet
+from ns_models import load_checkpoint
+from ns_train.config import TrainConfig, from_dict
+from ns_train.data import TrainInputs
+from ns_train.errors import TrainError
+from ns_train.metrics import read_metrics
+from ns_train.trainer import TrainResult, train
+
+from .conftest import tiny_config
+
+
+def test_teacher_writes_checkpoint_metrics_and_plot(teacher: TrainResult) -> None:
+    out = teacher.checkpoint.parent
+    _, meta = load_checkpoint(teacher.checkpoint)
+    assert meta.class_names == [str(d) for d in range(10)] and meta.ema and meta.image_size == 32
+    records = read_metrics(out / "metrics.jsonl")
+    assert any(r["kind"] == "train" for r in records)
+    evals = [r for r in records if r["kind"] == "eval"]
+    assert evals and 0 <= evals[-1]["top1"] <= 1
+    assert teacher.eval is not None and teacher.eval.count == 100
+    assert (out / "training.png").stat().st_size > 0
+    assert (
+        json.loads((out / "train_config.json").read_text())["config"]["model"] == "efficientnet_b0"
+    )
+    assert any((out / "tensorboard").iterdir())
+
+
+def test_student_trains_on_labeled_and_pseudo_labeled(
+    tmp_path: Path, digits: DigitsSplits, labels_dir: Path, teacher: TrainResult
+) -> None:
+    inputs = TrainInputs(
+        labeled=digits.labeled,
+        unlabeled=digits.unlabeled,
+        pseudo_labels=labels_dir,
+        init=teacher.checkpoint,
+    )
+    result = train(tiny_config(epochs=0.2), inputs, tmp_path, show_progress=False)
+    records = [r for r in read_metrics(tmp_path / "metrics.jsonl") if r["kind"] == "train"]
+    assert records and records[-1]["loss_pseudo"] > 0 and records[-1]["loss_labeled"] > 0
+    unlabeled_batches = len(ShardSet(digits.unlabeled)) // (16 * 2)
+    assert result.steps == math.ceil(0.2 * unlabeled_batches)
+
+
+def test_unlabeled_set_is_refused_as_labeled_data(tmp_path: Path, digits: DigitsSplits) -> None:
+    with pytest.raises(TrainError, match="has no labels"):
+        train(tiny_config(), TrainInputs(labeled=digits.unlabeled), tmp_path, show_progress=False)
+
+
+def test_student_without_pseudo_labels_is_refused(tmp_path: Path, digits: DigitsSplits) -> None:
+    with pytest.raises(TrainError, match="--pseudo-labels"):
+        train(
+            tiny_config(),
+            TrainInputs(labeled=digits.labeled, unlabeled=digits.unlabeled),
+            tmp_path,
+            show_progress=False,
+        )
+
+
+def test_config_names_the_nearest_field() -> None:
+    with pytest.raises(
+        TrainError, match=r"unknown field config.optim.lr_per_2084; did you mean 'lr_per_2048'"
+    ):
+        from_dict(TrainConfig, {"optim": {"lr_per_2084": 0.1}})
+    assert from_dict(TrainConfig, {"noise": {"crop_scale": [0.5, 1.0]}}).noise.crop_scale == (
+        0.5,
+        1.0,
+    )
+
+
+def test_bad_values_name_the_field() -> None:
+    with pytest.raises(TrainError, match="batch_size must be positive"):
+        tiny_config(batch_size=0)
