@@ -1,4 +1,4 @@
-"""The index file DALI's `fn.readers.webdataset` reads beside each tar (the format `wds2idx` writes).
+"""The index DALI's `fn.readers.webdataset` reads beside each tar (the format `wds2idx` writes).
 
 Format: a header line `v1.2 N`, then one line per sample listing each component as
 `ext offset size member`, where `offset` is the byte offset of the member's data in the tar.
@@ -37,7 +37,9 @@ def read_index(path: Path) -> list[list[Component]]:
     try:
         lines = path.read_text().splitlines()
     except OSError as err:
-        raise DataError(f"cannot read index {path}: {err.strerror}; rerun `ns shard` on the set") from err
+        raise DataError(
+            f"cannot read index {path}: {err.strerror}; rerun `ns shard` on the set"
+        ) from err
     header = lines[0].split() if lines else []
     if len(header) != 2 or header[0] != INDEX_VERSION:
         raise DataError(f"{path} is not a DALI {INDEX_VERSION} index; rebuild it with `ns shard`")
@@ -51,5 +53,7 @@ def read_index(path: Path) -> list[list[Component]]:
             ]
         )
     if len(samples) != int(header[1]):
-        raise DataError(f"{path} lists fewer samples than its header says; rebuild it with `ns shard`")
+        raise DataError(
+            f"{path} lists fewer samples than its header says; rebuild it with `ns shard`"
+        )
     return samples

@@ -1,8 +1,9 @@
-"""`manifest.json`: what a shard set holds, written last so its presence means the set is complete."""
+"""`manifest.json`: what a shard set holds; written last, so its presence marks a complete set."""
 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,20 @@ class ImageStats:
     max_height: int
     mean_height: float
 
+    @classmethod
+    def of(cls, widths: Sequence[int], heights: Sequence[int]) -> ImageStats | None:
+        """Statistics of these image sizes (None when there are none)."""
+        if not widths:
+            return None
+        return cls(
+            min_width=min(widths),
+            max_width=max(widths),
+            mean_width=round(sum(widths) / len(widths), 2),
+            min_height=min(heights),
+            max_height=max(heights),
+            mean_height=round(sum(heights) / len(heights), 2),
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class Manifest:
@@ -64,19 +79,30 @@ class Manifest:
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "num_samples": self.num_samples}
 
+    def to_json(self) -> str:
+        """The text of `manifest.json`."""
+        return json.dumps(self.to_dict(), indent=2) + "\n"
+
     def save(self, directory: Path) -> None:
         write_json(directory / MANIFEST_NAME, self.to_dict())
 
     @classmethod
     def load(cls, directory: Path) -> Manifest:
-        """Read `directory/manifest.json`; raise DataError with the fix when it is missing or bad."""
+        """Read `directory/manifest.json`; raise DataError with the fix when missing or bad."""
         path = Path(directory) / MANIFEST_NAME
         if not Path(directory).exists():
             raise DataError(f"shard set {directory} does not exist; create it with `ns shard`")
         if not path.is_file():
-            raise DataError(f"{path} is missing: {directory} is not a finished shard set; run `ns shard`")
+            raise DataError(
+                f"{path} is missing: {directory} is not a finished shard set; run `ns shard`"
+            )
+        return cls.from_json(path.read_text(), str(path))
+
+    @classmethod
+    def from_json(cls, text: str, path: str) -> Manifest:
+        """Parse manifest text read from `path` (named in errors)."""
         try:
-            raw = json.loads(path.read_text())
+            raw = json.loads(text)
             if raw.get("format") != FORMAT:
                 raise DataError(f"{path} has format {raw.get('format')!r}, expected {FORMAT!r}")
             stats = raw["image_stats"]
@@ -93,4 +119,6 @@ class Manifest:
                 extra=raw.get("extra", {}),
             )
         except (KeyError, TypeError, json.JSONDecodeError) as err:
-            raise DataError(f"{path} is not a valid manifest ({err}); rebuild the set with `ns shard`") from err
+            raise DataError(
+                f"{path} is not a valid manifest ({err}); rebuild the set with `ns shard`"
+            ) from err

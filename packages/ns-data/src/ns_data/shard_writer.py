@@ -2,6 +2,8 @@
 
 Tars are deterministic (sorted input in, fixed headers: mtime 0, uid/gid 0, mode 0644), so the same
 input always gives byte-identical shards. Every file is written under a temporary name and renamed.
+`TarBuilder` holds the tar format; `ShardSetWriter` streams samples into rolled shards;
+`ns_data.sharding` builds whole sets from image collections in parallel.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import re
 import tarfile
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import BinaryIO
 
 from ns_data.atomic import atomic_path
 from ns_data.dali_index import Component, format_index
@@ -32,22 +35,77 @@ def index_name(tar_name: str) -> str:
     return tar_name.removesuffix(".tar") + ".idx"
 
 
+def is_valid_key(key: str) -> bool:
+    """Whether `key` may name a sample: letters, digits, '_', '-' and '/' (no dots)."""
+    return bool(_KEY_RE.match(key))
+
+
+def member_bytes(key: str, ext: str, size: int, labeled: bool) -> int:
+    """Bytes one sample takes in a tar: headers plus data padded to 512-byte blocks."""
+    total = _member_bytes(f"{key}.{ext}", size)
+    if labeled:
+        total += _member_bytes(f"{key}.cls", 3)
+    return total
+
+
+def tar_bytes(members: int) -> int:
+    """Size of a tar whose members take `members` bytes: plus end blocks, padded to a record."""
+    record = tarfile.RECORDSIZE
+    return -(-(members + 2 * _TAR_BLOCK) // record) * record
+
+
+def _member_bytes(name: str, size: int) -> int:
+    header = _TAR_BLOCK
+    if len(name.encode()) >= tarfile.LENGTH_NAME:  # GNU long-name record before the header
+        header += _TAR_BLOCK + _padded(len(name.encode()) + 1)
+    return header + _padded(size)
+
+
+def _padded(size: int) -> int:
+    return -(-size // _TAR_BLOCK) * _TAR_BLOCK
+
+
+class TarBuilder:
+    """Write samples into one tar with fixed headers and collect their DALI index entries."""
+
+    def __init__(self, fileobj: BinaryIO) -> None:
+        self._tar = tarfile.open(fileobj=fileobj, mode="w", format=tarfile.GNU_FORMAT)  # noqa: SIM115
+        self.entries: list[list[Component]] = []
+
+    @property
+    def offset(self) -> int:
+        """Bytes written so far."""
+        return self._tar.offset
+
+    def add(self, key: str, ext: str, image: bytes, label: int | None) -> None:
+        """Append `KEY.EXT` and, when `label` is given, `KEY.cls` (ASCII class index)."""
+        components = [self._add_member(f"{key}.{ext}", ext, image)]
+        if label is not None:
+            components.append(self._add_member(f"{key}.cls", "cls", str(label).encode()))
+        self.entries.append(components)
+
+    def _add_member(self, name: str, ext: str, data: bytes) -> Component:
+        info = tarfile.TarInfo(name)
+        info.size = len(data)
+        info.mtime = 0
+        info.mode = 0o644
+        info.uname = info.gname = ""
+        self._tar.addfile(info, io.BytesIO(data))
+        return Component(ext, self._tar.offset - _padded(len(data)), len(data), name)
+
+    def close(self) -> str:
+        """Finish the tar (end blocks, record padding) and return its DALI index text."""
+        self._tar.close()
+        return format_index(self.entries)
+
+
 @dataclass(slots=True)
 class _Sizes:
     widths: list[int] = field(default_factory=list)
     heights: list[int] = field(default_factory=list)
 
     def stats(self) -> ImageStats | None:
-        if not self.widths:
-            return None
-        return ImageStats(
-            min_width=min(self.widths),
-            max_width=max(self.widths),
-            mean_width=round(sum(self.widths) / len(self.widths), 2),
-            min_height=min(self.heights),
-            max_height=max(self.heights),
-            mean_height=round(sum(self.heights) / len(self.heights), 2),
-        )
+        return ImageStats.of(self.widths, self.heights)
 
 
 class ShardSetWriter:
@@ -84,8 +142,7 @@ class ShardSetWriter:
         self._class_counts = [0] * len(self.classes)
         self._sizes = _Sizes()
         self._buffer = io.BytesIO()
-        self._tar: tarfile.TarFile | None = None
-        self._entries: list[list[Component]] = []
+        self._tar: TarBuilder | None = None
         self._keys: set[str] = set()
 
     def __enter__(self) -> ShardSetWriter:
@@ -99,7 +156,7 @@ class ShardSetWriter:
         self, key: str, image: bytes, ext: str, *, label: int | None = None, size: tuple[int, int]
     ) -> int:
         """Append one sample and return its global sample id."""
-        if not _KEY_RE.match(key):
+        if not is_valid_key(key):
             raise DataError(f"sample key {key!r} may only hold letters, digits, '_', '-' and '/'")
         if key in self._keys:
             raise DataError(f"duplicate sample key {key!r}: keys must be unique within a set")
@@ -109,46 +166,30 @@ class ShardSetWriter:
             raise DataError(f"sample {key!r} needs a class index in [0, {len(self.classes)})")
         self._keys.add(key)
         if self._tar is None:
-            self._tar = tarfile.open(fileobj=self._buffer, mode="w", format=tarfile.GNU_FORMAT)
-        components = [self._add_member(f"{key}.{ext}", ext, image)]
+            self._tar = TarBuilder(self._buffer)
+        self._tar.add(key, ext, image, label if self.labeled else None)
         if self.labeled:
             assert label is not None
-            components.append(self._add_member(f"{key}.cls", "cls", str(label).encode()))
             self._class_counts[label] += 1
-        self._entries.append(components)
         self._sizes.widths.append(size[0])
         self._sizes.heights.append(size[1])
         sample_id = self._next_id
         self._next_id += 1
-        if len(self._entries) >= self.max_count or self._tar.offset >= self.max_bytes:
+        if len(self._tar.entries) >= self.max_count or self._tar.offset >= self.max_bytes:
             self._finish_shard()
         return sample_id
 
-    def _add_member(self, name: str, ext: str, data: bytes) -> Component:
-        assert self._tar is not None
-        info = tarfile.TarInfo(name)
-        info.size = len(data)
-        info.mtime = 0
-        info.mode = 0o644
-        info.uname = info.gname = ""
-        start = self._tar.offset
-        self._tar.addfile(info, io.BytesIO(data))
-        padded = -(-len(data) // _TAR_BLOCK) * _TAR_BLOCK
-        data_offset = self._tar.offset - padded
-        assert data_offset > start
-        return Component(ext, data_offset, len(data), name)
-
     def _finish_shard(self) -> None:
-        if self._tar is None or not self._entries:
+        if self._tar is None or not self._tar.entries:
             return
-        self._tar.close()
+        count = len(self._tar.entries)
+        index_text = self._tar.close()
         tar_name = shard_name(self.prefix, len(self._shards))
         data = self._buffer.getvalue()
         with atomic_path(self.out_dir / index_name(tar_name)) as tmp:
-            tmp.write_text(format_index(self._entries))
+            tmp.write_text(index_text)
         with atomic_path(self.out_dir / tar_name) as tmp:
             tmp.write_bytes(data)
-        count = len(self._entries)
         self._shards.append(
             ShardInfo(
                 tar=tar_name,
@@ -160,7 +201,6 @@ class ShardSetWriter:
         )
         self._buffer = io.BytesIO()
         self._tar = None
-        self._entries = []
 
     def close(self) -> Manifest:
         """Finish the last shard and write `manifest.json` (last, so it marks a complete set)."""

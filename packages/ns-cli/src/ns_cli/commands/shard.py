@@ -1,0 +1,102 @@
+"""`ns shard`: build a WebDataset shard set from an image folder, a list or existing shards."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Annotated, cast
+
+import typer
+from rich.console import Console
+
+from ns_cli.errors import run_reporting_errors
+from ns_data.describe import describe_shard_set
+from ns_data.errors import DataError
+from ns_data.output_dir import REJECTED_NAME
+from ns_data.sharding import ShardConfig, shard_images
+from ns_data.sources import SourceKind
+
+_UNITS = {"": 1, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}
+
+
+def parse_bytes(text: str) -> int:
+    """`1G`, `500M`, `64K` or a plain number of bytes."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?)B?\s*", text.upper())
+    if match is None:
+        raise DataError(f"--max-bytes {text!r} is not a size; write e.g. 1G, 500M or 1000000")
+    return int(float(match[1]) * _UNITS[match[2]])
+
+
+def shard(
+    source: Annotated[
+        Path,
+        typer.Argument(help="ImageFolder tree, image folder, .csv/.jsonl list, or .tar shards."),
+    ],
+    out: Annotated[str, typer.Argument(help="Output folder or fsspec URL (e.g. file:///data/x).")],
+    classes: Annotated[
+        Path | None, typer.Option("--classes", help="Class names, one per line, in index order.")
+    ] = None,
+    kind: Annotated[
+        str, typer.Option("--kind", help="auto, imagefolder, folder, list or webdataset.")
+    ] = "auto",
+    prefix: Annotated[
+        str | None, typer.Option("--prefix", help="Shard name prefix (default: OUT's name).")
+    ] = None,
+    max_count: Annotated[int, typer.Option("--max-count", help="Most samples per shard.")] = 10_000,
+    max_bytes: Annotated[str, typer.Option("--max-bytes", help="Most bytes per shard.")] = "1G",
+    max_side: Annotated[
+        int | None, typer.Option("--max-side", help="Re-encode images with a longer side.")
+    ] = None,
+    quality: Annotated[int, typer.Option("--quality", help="Quality of re-encoded images.")] = 90,
+    workers: Annotated[
+        int | None, typer.Option("--workers", help="Worker processes (default: cores).")
+    ] = None,
+    overwrite: Annotated[
+        bool, typer.Option("--overwrite", help="Replace an existing shard set in OUT.")
+    ] = False,
+) -> None:
+    """Build a WebDataset shard set (tars, DALI indexes, manifest.json) from SOURCE in OUT.
+
+    Every image is verified to decode; bad files are listed in OUT/rejected.jsonl. Same input,
+    same bytes; an interrupted run continues where it stopped when rerun.
+
+    Examples:
+
+        ns shard photos/train shards/train
+
+        ns shard labels.csv shards/train --classes classes.txt --max-count 5000
+
+        ns shard raw/ file:///data/unlabeled --max-side 512 --quality 90 --workers 8
+    """
+
+    def run() -> None:
+        config = ShardConfig(
+            prefix=prefix,
+            kind=cast(SourceKind, kind),
+            classes_file=classes,
+            max_count=max_count,
+            max_bytes=parse_bytes(max_bytes),
+            max_side=max_side,
+            quality=quality,
+            workers=workers,
+            overwrite=overwrite,
+        )
+        report = shard_images(source, out, config, progress=True)
+        console = Console(highlight=False, soft_wrap=True)
+        for line in describe_shard_set(out).lines():
+            console.print(line)
+        if report.rejected:
+            console.print(f"{report.rejected:,} files rejected: see {out}/{REJECTED_NAME}")
+        samples = report.manifest.num_samples
+        console.print(
+            f"{report.shards_written} shards written, {report.shards_reused} reused, "
+            f"{report.seconds:.1f} s ({samples / report.seconds:,.0f} img/s, "
+            f"{report.bytes_read / 1e6 / report.seconds:,.1f} MB/s read)"
+        )
+
+    run_reporting_errors(run)
+
+
+def register(app: typer.Typer) -> None:
+    """Mount `ns shard` on the app."""
+    app.command("shard")(shard)
