@@ -1,0 +1,45 @@
+"""DDP through torchrun on the CPU (gloo): two ranks train one job; bad batch splits are refused."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from ns_data.digits import DigitsSplits
+
+TINY = [
+    "--set", "model=efficientnet_b0", "--set", "image_size=32", "--set", "epochs=2",
+    "--set", "backend=torch", "--set", "workers=0", "--set", "device=cpu", "--set", "eval_every=1",
+    "--set", "optim.name=adamw",
+]  # fmt: skip
+
+
+def torchrun(*args: str) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run([*command, "-m", "ns_cli", *args], env=env, capture_output=True, text=True, timeout=600)
+
+
+def test_two_ranks_train_one_job(tmp_path: Path, digits: DigitsSplits) -> None:
+    out = tmp_path / "ddp"
+    args = ["train", "--labeled", str(digits.labeled), "--eval", str(digits.test), "--out", str(out)]
+    result = torchrun(*args, *TINY, "--set", "batch_size=16")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert (out / "checkpoint" / "weights.safetensors").exists()
+    records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    evals = [r for r in records if r["kind"] == "eval"]
+    # rank 0 alone writes; the eval covers the whole test set (100 images) split over both ranks
+    assert evals and all(r["step"] <= 6 for r in records)
+    config = json.loads((out / "checkpoint" / "config.json").read_text())
+    assert config["num_classes"] == 10 and config["extra"]["eval"]["count"] == 100
+
+
+def test_batch_that_does_not_split_across_ranks_is_refused(tmp_path: Path, digits: DigitsSplits) -> None:
+    out = tmp_path / "odd"
+    result = torchrun("train", "--labeled", str(digits.labeled), "--out", str(out), *TINY, "--set", "batch_size=15")
+    assert result.returncode != 0
+    assert "does not divide across 2 ranks" in result.stderr
+    assert not (out / "checkpoint").exists()
