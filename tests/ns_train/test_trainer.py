@@ -7,6 +7,8 @@ import math
 from pathlib import Path
 
 import pytest
+import torch
+from safetensors.torch import load_file
 
 from ns_data.digits import DigitsSplits
 from ns_data.shard_set import ShardSet
@@ -81,3 +83,17 @@ def test_config_names_the_nearest_field() -> None:
 def test_bad_values_name_the_field() -> None:
     with pytest.raises(TrainError, match="batch_size must be positive"):
         tiny_config(batch_size=0)
+
+
+def test_finetune_freezes_stem_and_first_blocks(
+    tmp_path: Path, digits: DigitsSplits, teacher: TrainResult
+) -> None:
+    inputs = TrainInputs(labeled=digits.labeled, init=teacher.checkpoint)
+    config = tiny_config(epochs=1.0, freeze_blocks=2, ema_decay=None, image_size=40)
+    result = train(config, inputs, tmp_path, show_progress=False)
+    before = load_file(str(teacher.checkpoint / "weights.safetensors"))
+    after = load_file(str(result.checkpoint / "weights.safetensors"))
+    frozen = [k for k in before if k.startswith(("conv_stem.", "bn1.", "blocks.0.", "blocks.1."))]
+    assert frozen and all(torch.equal(before[k], after[k]) for k in frozen)
+    assert not torch.equal(before["blocks.3.0.conv_pw.weight"], after["blocks.3.0.conv_pw.weight"])
+    assert load_checkpoint(result.checkpoint)[1].image_size == 40

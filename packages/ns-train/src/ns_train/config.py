@@ -95,6 +95,10 @@ class TrainConfig:
     """Save a resumable snapshot every this many steps (0: none; the final checkpoint is always saved)."""
     keep_checkpoints: int = 2
     """Snapshots kept on disk (the newest)."""
+    freeze_blocks: int = 0
+    """Freeze the stem and the first N blocks (fine-tuning at test resolution, as the paper did for L2)."""
+    sync_bn: bool = False
+    """Synchronize batch-norm statistics across ranks (SyncBatchNorm) when distributed."""
 
     def __post_init__(self) -> None:
         _positive(
@@ -106,7 +110,7 @@ class TrainConfig:
             "eval_every",
             "keep_checkpoints",
         )
-        _non_negative(self, "checkpoint_every")
+        _non_negative(self, "checkpoint_every", "freeze_blocks")
         if not 0 <= self.label_smoothing < 1:
             raise TrainError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
         if self.ema_decay is not None and not 0 < self.ema_decay < 1:

@@ -218,6 +218,7 @@ class _ShardWriter:
         infos = [data.manifest.shards[n] for n in data.shard_numbers]
         self.first = np.array([s.first_id for s in infos], dtype=np.int64)
         self.count = np.array([s.count for s in infos], dtype=np.int64)
+        self.by_first = np.argsort(self.first, kind="stable")
         self.current = 0
         self.images: list[torch.Tensor] = []
         self.ids: list[np.ndarray] = []
@@ -225,8 +226,8 @@ class _ShardWriter:
 
     def _shard_of(self, ids: np.ndarray) -> np.ndarray:
         """Position in this job's shards of each sample id."""
-        order = np.argsort(self.first, kind="stable")
-        return order[np.searchsorted(self.first[order], ids, side="right") - 1]
+        sorted_first = self.first[self.by_first]
+        return self.by_first[np.searchsorted(sorted_first, ids, side="right") - 1]
 
     def add(self, images: torch.Tensor, ids: np.ndarray) -> None:
         """Take one loader batch (in row order; unreadable samples already left out)."""
@@ -248,15 +249,18 @@ class _ShardWriter:
             self._finish_shard()
 
     def _run(self, *, full_only: bool) -> None:
-        pending = torch.cat(self.images) if self.images else None
-        ids = np.concatenate(self.ids) if self.ids else np.empty(0, np.int64)
-        start = 0
-        while pending is not None and len(ids) - start >= (self.batch if full_only else 1):
-            chunk = slice(start, start + self.batch)
-            classes, probs = self.predict(pending[chunk])
-            self.outputs.append((ids[chunk], classes, probs))
-            start += len(ids[chunk])
-        self.images = [pending[start:]] if pending is not None and start < len(ids) else []
+        """Predict the pending images in batches; with `full_only`, leave a partial batch."""
+        if not self.ids:
+            return
+        pending = self.images[0] if len(self.images) == 1 else torch.cat(self.images)
+        ids = self.ids[0] if len(self.ids) == 1 else np.concatenate(self.ids)
+        start, least = 0, self.batch if full_only else 1
+        while len(ids) - start >= least:
+            end = min(start + self.batch, len(ids))
+            classes, probs = self.predict(pending[start:end])
+            self.outputs.append((ids[start:end], classes, probs))
+            start = end
+        self.images = [pending[start:]] if start < len(ids) else []
         self.ids = [ids[start:]] if start < len(ids) else []
 
     def _finish_shard(self) -> None:

@@ -38,6 +38,7 @@ from ns_train.config import TrainConfig, to_dict
 from ns_train.data import JobData, TrainInputs
 from ns_train.errors import TrainError
 from ns_train.evaluate import EvalResult, evaluate_model
+from ns_train.freezing import freeze, keep_statistics, shallow_modules
 from ns_train.metrics import MetricsLog
 from ns_train.optim import build_optimizer, build_schedule
 from ns_train.plots import plot_training
@@ -123,6 +124,12 @@ class Job:
         if inputs.init is not None:
             source, _ = load_checkpoint(inputs.init, num_classes=self.num_classes)
             self.model.load_state_dict(source.state_dict())
+        self.frozen = (
+            shallow_modules(self.model, config.freeze_blocks) if config.freeze_blocks else []
+        )
+        freeze(self.frozen)
+        if config.sync_bn and runtime.distributed:
+            self.model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
         memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
         self.model.to(runtime.device, memory_format=memory_format)
         self.ema = (
@@ -170,6 +177,7 @@ class Job:
                 self._role(), total=self.total_steps, completed=self.step, info=""
             )
             with student_mode(self.model):
+                keep_statistics(self.frozen)
                 for labeled, unlabeled in self.data.steps():
                     if self.step >= self.total_steps:
                         break
@@ -334,7 +342,8 @@ def _loss(
     loss_l = F.cross_entropy(logits_l, labeled.labels, label_smoothing=config.label_smoothing)
     targets = data.pseudo.dense(unlabeled.sample_ids, hard=not config.soft_labels)
     loss_u = -(targets * F.log_softmax(logits_u, dim=1)).sum(1).mean()
-    return loss_l + loss_u, {"loss_labeled": float(loss_l), "loss_pseudo": float(loss_u)}
+    parts = {"loss_labeled": float(loss_l.detach()), "loss_pseudo": float(loss_u.detach())}
+    return loss_l + loss_u, parts
 
 
 def _scores(result: EvalResult) -> dict[str, float]:

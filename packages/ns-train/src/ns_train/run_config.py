@@ -1,0 +1,132 @@
+"""The configuration of a whole Noisy Student run (`ns run`): data, teacher, students, switches.
+
+    config = load_run_config(Path("run.toml"))          # TOML, optionally on top of a preset
+    config = from_dict(RunConfig, {"iterations": 3})     # same rules as TrainConfig
+
+A TOML file maps onto `RunConfig` field by field (`[teacher]`, `[student.noise]`, …); an unknown
+key is refused naming the nearest field. `preset = "NAME"` at the top starts from a preset and
+changes only the keys the file sets. Relative data paths are relative to the file.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from ns_data.selection import DEFAULT_THRESHOLD
+from ns_train.config import TrainConfig, from_dict, to_dict
+from ns_train.errors import TrainError
+
+
+@dataclass(kw_only=True, slots=True)
+class DataConfig:
+    """Where the images come from: shard sets (`ns shard`), or the embedded digits."""
+
+    source: Literal["shards", "digits"] = "shards"
+    """shards: the three paths below; digits: scikit-learn's digits written under RUN/data."""
+    labeled: str = ""
+    """Labeled shard set (source = shards)."""
+    unlabeled: str = ""
+    """Unlabeled shard set the teachers label (source = shards)."""
+    eval: str = ""
+    """Labeled shard set every model is evaluated on; empty: no accuracy in the report."""
+    labels_per_class: int = 10
+    """Digits: labeled images per class (the rest, minus the test set, are unlabeled)."""
+    test_per_class: int = 50
+    """Digits: test images per class."""
+
+    def __post_init__(self) -> None:
+        if self.source == "shards" and not (self.labeled and self.unlabeled):
+            raise TrainError(
+                "data.labeled and data.unlabeled must name shard sets (`ns shard`), "
+                'or set data.source = "digits"'
+            )
+        if self.source not in ("shards", "digits"):
+            raise TrainError(f'data.source must be "shards" or "digits", got {self.source!r}')
+        if self.labels_per_class < 1 or self.test_per_class < 1:
+            raise TrainError("data.labels_per_class and data.test_per_class must be positive")
+
+
+@dataclass(kw_only=True, slots=True)
+class RunConfig:
+    """Iteration 0 trains `teacher`; iterations 1..N label, select and train a `student`."""
+
+    name: str = "custom"
+    """The preset it came from (shown in the report)."""
+    data: DataConfig = field(default_factory=lambda: DataConfig(source="digits"))
+    iterations: int = 2
+    """Student iterations after the teacher (the paper: 3, B7 → L2 → L2 → L2)."""
+    teacher: TrainConfig = field(default_factory=TrainConfig)
+    """Iteration 0: the teacher, trained on the labeled set only (noised too)."""
+    student: TrainConfig = field(default_factory=TrainConfig)
+    """Every student's job; `model` is replaced per iteration by `students`."""
+    students: tuple[str, ...] = ()
+    """Student model of iterations 1, 2, … (the last repeats); empty: climb the ladder, each
+    student the next size after its teacher (the largest repeats)."""
+    ladder_image_size: bool = False
+    """Train each ladder student at its paper resolution (B1 240 px … L2 475 px) instead of
+    `student.image_size`."""
+    allow_smaller_student: bool = False
+    """Allow a student smaller than its teacher (warned); the method wants equal or larger."""
+    threshold: float = DEFAULT_THRESHOLD
+    """Pseudo labels under this teacher confidence are dropped (paper: 0.3)."""
+    per_class: int | None = None
+    """Images per class after balancing (paper: 130K); None: the labeled set's class shares of
+    the unlabeled count."""
+    filter_balance: bool = True
+    """Ablation: False trains on every pseudo-labeled image once (no threshold, no balancing)."""
+    noised_teacher: bool = False
+    """Ablation: label with the teacher's dropout and stochastic depth on (paper: off)."""
+    init_from_teacher: bool = False
+    """Ablation: start each student from its teacher's weights (needs the same model)."""
+    unnoised_baseline: bool = False
+    """Also train iteration 1's student without any noise (no RandAugment, crop, flip, dropout,
+    stochastic depth) on the same pseudo labels, as the paper's Table 6 does."""
+    label_batch_size: int = 256
+    """Images per forward pass when labeling."""
+
+    def __post_init__(self) -> None:
+        if self.iterations < 0:
+            raise TrainError(f"iterations must be >= 0, got {self.iterations}")
+        if not 0 <= self.threshold < 1:
+            raise TrainError(f"threshold must be in [0, 1), got {self.threshold}")
+        if self.per_class is not None and self.per_class < 1:
+            raise TrainError(f"per_class must be positive or absent, got {self.per_class}")
+        if self.label_batch_size < 1:
+            raise TrainError(f"label_batch_size must be positive, got {self.label_batch_size}")
+
+
+def run_config_from_dict(data: dict[str, Any], base: RunConfig | None = None) -> RunConfig:
+    """`data` over `base` (a preset, or the defaults): nested tables change only their keys."""
+    merged = _merge(to_dict(base) if base is not None else {}, data)
+    return from_dict(RunConfig, merged)
+
+
+def load_run_config(path: Path) -> RunConfig:
+    """Read a TOML run config; `preset = "NAME"` starts from that preset."""
+    from ns_train.presets import preset
+
+    path = Path(path)
+    try:
+        data = tomllib.loads(path.read_text())
+    except tomllib.TOMLDecodeError as err:
+        raise TrainError(f"{path} is not valid TOML: {err}") from err
+    base = preset(data.pop("preset")) if "preset" in data else None
+    paths = data.get("data", {})
+    for key in ("labeled", "unlabeled", "eval"):
+        if paths.get(key):
+            paths[key] = str((path.parent / paths[key]).resolve())
+    return run_config_from_dict(data, base)
+
+
+def _merge(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in changes.items():
+        if isinstance(value, dict) and isinstance(base.get(key), dict):
+            merged[key] = _merge(base[key], value)
+        else:
+            merged[key] = value
+    return merged
+
