@@ -304,7 +304,7 @@ class Job:
                 ema=self.ema is not None,
                 extra={
                     "steps": self.total_steps,
-                    "eval": self.last_eval.to_dict() if self.last_eval else None,
+                    "eval": _finite(self.last_eval.to_dict()) if self.last_eval else None,
                 },
             ),
         )
@@ -344,6 +344,11 @@ def _loss(
     loss_u = -(targets * F.log_softmax(logits_u, dim=1)).sum(1).mean()
     parts = {"loss_labeled": float(loss_l.detach()), "loss_pseudo": float(loss_u.detach())}
     return loss_l + loss_u, parts
+
+
+def _finite(values: dict[str, object]) -> dict[str, object]:
+    """JSON-safe metrics: a NaN or infinite loss of a diverged job becomes None."""
+    return {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in values.items()}
 
 
 def _scores(result: EvalResult) -> dict[str, float]:
