@@ -4,6 +4,7 @@ One `NAME-000000.labels.safetensors` per source shard holds `sample_id` (int64 [
 `topk_class` (int32 [n, k]) and `topk_prob` (float16 [n, k]), plus JSON metadata naming the
 teacher. The full C-way vector is never stored (300M × 1000 float32 would be 1.2 TB).
 Files are written under a temporary name and renamed, so finished shards survive a crash.
+A sample the teacher could not read has probability 0 everywhere (class 0): any threshold drops it.
 """
 
 from __future__ import annotations
@@ -30,16 +31,31 @@ def labels_file(out_dir: Path, tar_name: str) -> Path:
 
 @dataclass(frozen=True, slots=True)
 class TeacherInfo:
-    """Who made the pseudo labels: checkpoint path, model name, class names, temperature."""
+    """Who made the pseudo labels and how: checkpoint, model, classes, temperature, k, content id."""
 
     checkpoint: str
     model_name: str
     class_names: list[str]
     temperature: float = 1.0
+    topk: int = 10
+    teacher_id: str = ""
+    """A hash of the checkpoint's files: equal ids give equal labels, whatever the path."""
+
+    def same_labels_as(self, other: TeacherInfo) -> bool:
+        """True when `other` writes the same labels: same weights, temperature and k."""
+        return (self.teacher_id, self.temperature, self.topk) == (
+            other.teacher_id,
+            other.temperature,
+            other.topk,
+        )
 
 
 def write_shard_labels(
-    path: Path, sample_ids: np.ndarray, topk_class: np.ndarray, topk_prob: np.ndarray, teacher: TeacherInfo
+    path: Path,
+    sample_ids: np.ndarray,
+    topk_class: np.ndarray,
+    topk_prob: np.ndarray,
+    teacher: TeacherInfo,
 ) -> None:
     """Write one shard's pseudo labels atomically."""
     meta = {"teacher": json.dumps(asdict(teacher))}
@@ -52,12 +68,28 @@ def write_shard_labels(
         save_file(tensors, str(tmp), metadata=meta)
 
 
-def _read_teacher(path: Path) -> TeacherInfo:
-    with safe_open(str(path), framework="numpy") as handle:
-        meta = handle.metadata() or {}
+def read_teacher(path: Path) -> TeacherInfo:
+    """The teacher named in one labels file's metadata (reads the header only)."""
+    try:
+        with safe_open(str(path), framework="numpy") as handle:
+            meta = handle.metadata() or {}
+    except (SafetensorError, OSError) as err:
+        raise DataError(f"cannot read {path}: {err}; delete it and rerun `ns label`") from err
     if "teacher" not in meta:
         raise DataError(f"{path} has no teacher metadata: it was not written by `ns label`")
     return TeacherInfo(**json.loads(meta["teacher"]))
+
+
+def read_top1(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """One labels file's sample ids, top-1 classes and top-1 probabilities (the rest unread)."""
+    try:
+        with safe_open(str(path), framework="numpy") as handle:
+            ids = handle.get_tensor("sample_id")
+            top_class = handle.get_slice("topk_class")[:, 0:1]
+            top_prob = handle.get_slice("topk_prob")[:, 0:1]
+    except (SafetensorError, OSError) as err:
+        raise DataError(f"cannot read {path}: {err}; delete it and rerun `ns label`") from err
+    return ids, top_class[:, 0], top_prob[:, 0]
 
 
 class PseudoLabels:
@@ -71,15 +103,19 @@ class PseudoLabels:
         try:
             parts = [load_file(str(f)) for f in files]
         except (SafetensorError, OSError) as err:
-            raise DataError(f"cannot read pseudo labels in {self.directory}: {err}; rerun `ns label`") from err
-        self.teacher = _read_teacher(files[0])
+            raise DataError(
+                f"cannot read pseudo labels in {self.directory}: {err}; rerun `ns label`"
+            ) from err
+        self.teacher = read_teacher(files[0])
         ids = np.concatenate([p["sample_id"] for p in parts])
         order = np.argsort(ids, kind="stable")
         self.sample_id = ids[order]
         self.topk_class = np.concatenate([p["topk_class"] for p in parts])[order]
         self.topk_prob = np.concatenate([p["topk_prob"] for p in parts])[order]
         if len(np.unique(self.sample_id)) != len(self.sample_id):
-            raise DataError(f"{self.directory} labels some samples twice; delete it and rerun `ns label`")
+            raise DataError(
+                f"{self.directory} labels some samples twice; delete it and rerun `ns label`"
+            )
 
     def __len__(self) -> int:
         return len(self.sample_id)
@@ -95,7 +131,9 @@ class PseudoLabels:
         missing = self.sample_id[rows] != sample_ids
         if missing.any():
             first = int(np.asarray(sample_ids)[missing][0])
-            raise DataError(f"sample {first} has no pseudo label in {self.directory}; rerun `ns label`")
+            raise DataError(
+                f"sample {first} has no pseudo label in {self.directory}; rerun `ns label`"
+            )
         return rows
 
     def top1(self) -> tuple[np.ndarray, np.ndarray]:

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -37,6 +38,7 @@ from ns_models import (
     autocast,
     load_checkpoint,
     prepare_images,
+    student_mode,
     teacher_mode,
 )
 from ns_models.checkpoint import CONFIG_FILE, WEIGHTS_FILE
@@ -93,6 +95,7 @@ def label(
     bf16: bool = False,
     channels_last: bool = True,
     overwrite: bool = False,
+    noised: bool = False,
     show_progress: bool = True,
 ) -> LabelSummary:
     """Label every sample of `shards` with the teacher checkpoint; write files under `out_dir`.
@@ -109,6 +112,8 @@ def label(
         bf16: bfloat16 autocast (for GPUs; labels then differ slightly from float32 ones).
         channels_last: channels-last memory format for the model and images.
         overwrite: delete labels already in `out_dir` instead of refusing another teacher's.
+        noised: ablation: keep the teacher's dropout and stochastic depth on (batch norm on its
+            running statistics); the paper labels without noise.
         show_progress: progress bar with images/s and ETA on rank 0.
     """
     if temperature <= 0:
@@ -156,7 +161,7 @@ def label(
             writer = _ShardWriter(data, out_dir, info, predict, batch_size)
             with (
                 job_progress(enabled=show_progress and runtime.is_main) as progress,
-                teacher_mode(model),
+                (_noised_mode if noised else teacher_mode)(model),
             ):
                 task = progress.add_task("label", total=len(data), info="")
                 for batch in loader:
@@ -169,6 +174,16 @@ def label(
         return _summary(out_dir, manifest, info, counts, runtime)
     finally:
         stop(runtime)
+
+
+@contextmanager
+def _noised_mode(model: torch.nn.Module) -> Iterator[torch.nn.Module]:
+    """Dropout and stochastic depth on, batch norm on its running statistics."""
+    with student_mode(model):
+        for module in model.modules():
+            if isinstance(module, torch.nn.modules.batchnorm._BatchNorm):
+                module.eval()
+        yield model
 
 
 def _prepare(

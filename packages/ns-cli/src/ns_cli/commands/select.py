@@ -1,0 +1,53 @@
+"""`ns select`: filter and balance pseudo labels into the student's selection plan."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from ns_cli.errors import run_reporting_errors
+from ns_data.selection import DEFAULT_THRESHOLD
+from ns_train.selection_plan import make_plan
+
+
+def select_command(
+    labels: Annotated[Path, typer.Option("--labels", help="Pseudo-label folder (`ns label`).")],
+    labeled: Annotated[Path, typer.Option("--labeled", help="Labeled shard set.")],
+    unlabeled: Annotated[Path, typer.Option("--unlabeled", help="Unlabeled shard set.")],
+    out: Annotated[Path, typer.Option("--out", help="Folder for plan.npy and its summary.")],
+    threshold: Annotated[
+        float, typer.Option("--threshold", help="Drop images whose top-1 probability is lower.")
+    ] = DEFAULT_THRESHOLD,
+    per_class: Annotated[
+        int | None,
+        typer.Option(
+            "--per-class",
+            help="Images per class (default: the labeled set's class shares of the unlabeled count).",
+        ),
+    ] = None,
+) -> None:
+    """Keep the most confident pseudo labels per class, duplicate small classes: write plan.npy.
+
+    The paper kept 130K images per class on ImageNet (--per-class 130000, --threshold 0.3).
+
+    Example: ns select --labels runs/labels --labeled shards/train --unlabeled shards/unlabeled --out runs/plan
+    """
+
+    def run() -> None:
+        summary = make_plan(
+            labels, labeled, unlabeled, out, threshold=threshold, per_class=per_class
+        )
+        t = summary.selection.totals
+        typer.echo(
+            f"{summary.plan}: {t['rows']} images → {t['kept']} kept ({t['duplicates']} extra "
+            f"copies, {t['copies']} per epoch), dropped {t['below']} under {threshold:g} and "
+            f"{t['dropped']} over their class target"
+        )
+
+    run_reporting_errors(run)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("select")(select_command)
