@@ -16,6 +16,9 @@ from nvidia.dali.auto_aug import rand_augment
 from ns_data.views import View
 
 BatchSource = Callable[[], tuple[list, list]]
+CENTER = 0.5 - 1e-6
+"""Crop position that rounds the margin / 2 down, as `torch_pipeline.center_crop` does."""
+_INTERPOLATION = {"nearest": types.INTERP_NN, "bilinear": types.INTERP_LINEAR}
 
 
 @pipeline_def(enable_conditionals=True)
@@ -37,7 +40,11 @@ def view_pipeline(source: BatchSource, view: View, gpu: bool):  # type: ignore[n
         images = fn.resize(images, size=size, antialias=True)
         if view.randaugment_n > 0:
             images = rand_augment.rand_augment(
-                images, n=view.randaugment_n, m=view.randaugment_m, shape=size
+                images,
+                n=view.randaugment_n,
+                m=view.randaugment_m,
+                shape=size,
+                interp_type=_INTERPOLATION[view.randaugment_interpolation],
             )
         mirror = fn.random.coin_flip() if view.flip else 0
     else:
@@ -47,8 +54,8 @@ def view_pipeline(source: BatchSource, view: View, gpu: bool):  # type: ignore[n
     images = fn.crop_mirror_normalize(
         images,
         crop=size,
-        crop_pos_x=0.5,
-        crop_pos_y=0.5,
+        crop_pos_x=CENTER,
+        crop_pos_y=CENTER,
         mirror=mirror,
         dtype=types.FLOAT,
         output_layout="HWC" if view.channels_last else "CHW",

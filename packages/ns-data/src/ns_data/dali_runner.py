@@ -1,68 +1,159 @@
-"""Runs `dali_pipelines.view_pipeline` for an `ImageLoader`: builds it once, feeds it batches."""
+"""Runs `dali_pipelines.view_pipeline` for an `ImageLoader`: feeds it our batches, keeps its state.
+
+The pipeline is built once per loader with checkpointing on. After each `run()` the runner keeps
+`pipe.checkpoint()` (~0.3 ms): DALI's checkpoint describes the state after the last output handed
+out, not after its prefetch, so it is exactly what a resumed loader must restore. With the
+dynamic executor DALI never reuses an output buffer, so outputs reach torch through DLPack without
+a copy (GPU outputs stay on the GPU; torch passes its stream and DALI orders the work on it).
+
+Bad images are kept out of DALI by `image_check.structure_problem` in the feed. Should a batch
+still fail to decode, the runner decodes its samples one by one to find the culprits, rebuilds the
+pipeline from the checkpoint kept before that batch and feeds the batch again without them.
+"""
 
 from __future__ import annotations
 
+import warnings
+from collections import deque
 from collections.abc import Iterator
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
+
+from ns_data.decoded import Decoded
+from ns_data.image_check import checked_decode, structure_problem
 
 if TYPE_CHECKING:
     from ns_data.loader import ImageLoader
 
 
-class _Feed:
-    """The external source: hands DALI the encoded bytes and rows of the next batch."""
+@dataclass(slots=True)
+class _Fed:
+    """What one external-source call sent: batch `number`, or a wholly unreadable one (skipped)."""
 
-    def __init__(self, loader: ImageLoader) -> None:
+    number: int
+    rejects: list[tuple[int, str]]
+    rows: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
+    skipped: bool = False
+
+
+class _Feed:
+    """The external source: encoded bytes and rows of the next batch that has a readable image."""
+
+    def __init__(self, loader: ImageLoader, batches: list[np.ndarray], first: int) -> None:
         self.loader = loader
-        self.batches: Iterator[np.ndarray] = iter(())
+        self.pending = iter(enumerate(batches[first:], start=first))
+        self.in_flight: deque[_Fed] = deque()
 
     def __call__(self) -> tuple[list[np.ndarray], list[np.ndarray]]:
-        rows = next(self.batches)  # StopIteration ends DALI's epoch
-        shards = self.loader.shards
-        encoded = [np.frombuffer(shards.read_image(int(r)), dtype=np.uint8) for r in rows]
-        return encoded, [np.array([r], dtype=np.int64) for r in rows]
+        shards, bad = self.loader.shards, self.loader.bad_rows
+        for number, rows in self.pending:  # ending the loop ends DALI's epoch
+            encoded, kept, rejects = [], [], []
+            for row in rows.tolist():
+                data = shards.read_image(row)
+                problem = bad.get(row) or structure_problem(data)
+                if problem is None:
+                    encoded.append(np.frombuffer(data, dtype=np.uint8))
+                    kept.append(row)
+                else:
+                    rejects.append((row, problem))
+            if kept:
+                self.in_flight.append(_Fed(number, rejects, np.array(kept, dtype=np.int64)))
+                return encoded, [np.array([r], dtype=np.int64) for r in kept]
+            self.in_flight.append(_Fed(number, rejects, skipped=True))
+        raise StopIteration
 
 
-def _build(loader: ImageLoader) -> tuple[object, _Feed]:
-    from ns_data.dali_pipelines import view_pipeline
+class DaliRunner:
+    """One loader's DALI pipeline, built lazily, restored from `checkpoint` when there is one."""
 
-    gpu = loader.backend == "dali-gpu"
-    feed = _Feed(loader)
-    pipe = view_pipeline(
-        feed,
-        loader.view,
-        gpu,
-        batch_size=loader.batch_size,
-        num_threads=max(1, loader.workers),
-        device_id=(loader.device.index or 0) if gpu else None,
-        seed=int(np.random.default_rng([loader.seed, loader.rank]).integers(2**31)),
-        prefetch_queue_depth=2,
-        exec_dynamic=True,
-    )
-    pipe.build()
-    return pipe, feed
+    def __init__(self, loader: ImageLoader, checkpoint: bytes | None = None) -> None:
+        self.loader = loader
+        self.checkpoint = checkpoint
+        self._pipe: Any = None
+        self._feed: _Feed | None = None
+
+    def _build(self, feed: _Feed) -> None:
+        from ns_data.dali_pipelines import view_pipeline
+
+        loader = self.loader
+        gpu = loader.backend == "dali-gpu"
+        index = loader.device.index
+        with warnings.catch_warnings():  # the source is ours: we restart it ourselves on restore
+            warnings.filterwarnings("ignore", message="Checkpointing enabled in a pipeline")
+            self._pipe = view_pipeline(
+                lambda: self._feed(),  # type: ignore[misc]
+                loader.view,
+                gpu,
+                batch_size=loader.batch_size,
+                num_threads=max(1, loader.workers),
+                device_id=(torch.cuda.current_device() if index is None else index)
+                if gpu
+                else None,
+                seed=int(np.random.default_rng([loader.seed, loader.rank]).integers(2**31)),
+                prefetch_queue_depth=2,
+                exec_dynamic=True,
+                enable_checkpointing=True,
+                checkpoint=self.checkpoint,
+            )
+            self._feed = feed
+            self._pipe.build()
+
+    def state(self) -> bytes | None:
+        """DALI's checkpoint after the last batch handed out (None before the first)."""
+        return self.checkpoint
+
+    def batches(self, batches: list[np.ndarray], first: int) -> Iterator[Decoded]:
+        """Decode batch `first`, `first + 1`, … of `batches`."""
+        feed = _Feed(self.loader, batches, first)
+        if self._pipe is None:
+            self._build(feed)
+        self._feed = feed
+        finished = False
+        try:
+            while True:
+                try:
+                    images, rows = self._pipe.run()
+                except StopIteration:
+                    break
+                except RuntimeError as err:
+                    feed = self._recover(batches, feed, err)
+                    continue
+                self.checkpoint = self._pipe.checkpoint()
+                while feed.in_flight[0].skipped:
+                    yield self._skipped(feed.in_flight.popleft())
+                fed = feed.in_flight.popleft()
+                rows = np.array(rows.as_tensor()).reshape(-1)
+                yield Decoded(fed.number, _to_torch(images), rows, fed.rejects)
+            yield from (self._skipped(fed) for fed in feed.in_flight)
+            finished = True
+        finally:
+            if finished:
+                self._pipe.reset()
+            else:  # left mid-epoch with outputs queued: rebuild from `checkpoint` next time
+                self._pipe = None
+
+    @staticmethod
+    def _skipped(fed: _Fed) -> Decoded:
+        return Decoded(fed.number, None, fed.rows, fed.rejects)
+
+    def _recover(self, batches: list[np.ndarray], feed: _Feed, err: RuntimeError) -> _Feed:
+        """Find the samples that failed DALI's decode, then rebuild and feed from that batch on."""
+        failed = next(fed for fed in feed.in_flight if not fed.skipped)
+        read = self.loader.shards.read_image
+        results = {row: checked_decode(read(row)) for row in failed.rows.tolist()}
+        culprits = {row: result for row, result in results.items() if isinstance(result, str)}
+        if not culprits:
+            raise err  # not a data problem: DALI's own error is the useful one
+        self.loader.bad_rows.update(culprits)
+        retry = _Feed(self.loader, batches, feed.in_flight[0].number)
+        self._pipe = None
+        self._build(retry)
+        return retry
 
 
-def _to_torch(tensor_list: object) -> torch.Tensor:
-    dense = tensor_list.as_tensor()  # type: ignore[attr-defined]
-    return torch.from_dlpack(dense) if hasattr(dense, "__dlpack__") else torch.from_numpy(np.array(dense))
-
-
-def dali_batches(loader: ImageLoader, batches: list[np.ndarray]) -> Iterator[tuple[torch.Tensor, np.ndarray]]:
-    """Yield (images, rows) for each batch of rows through the loader's DALI pipeline."""
-    if loader._pipeline is None:
-        loader._pipeline = _build(loader)
-    pipe, feed = loader._pipeline
-    feed.batches = iter(batches)
-    try:
-        while True:
-            try:
-                images, rows = pipe.run()
-            except StopIteration:
-                break
-            yield _to_torch(images).clone(), np.array(rows.as_tensor()).reshape(-1)
-    finally:
-        pipe.reset()
+def _to_torch(images: Any) -> torch.Tensor:
+    """Zero-copy view of a dense DALI output (the dynamic executor never reuses it)."""
+    return torch.from_dlpack(images.as_tensor())

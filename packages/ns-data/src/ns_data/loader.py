@@ -6,7 +6,9 @@
     state = loader.state_dict()     # resume later at the same sample
 
 The order of samples (rank split, selection-plan copies, shuffling) is computed here from
-(seed, epoch), identically for every backend; backends only turn bytes into tensors.
+(seed, epoch), identically for every backend; backends only turn bytes into tensors. Iterating
+continues from where the loader stands: after a full epoch that is the next epoch, after a break
+or `load_state_dict` the next batch of the current one.
 """
 
 from __future__ import annotations
@@ -15,22 +17,27 @@ import importlib.util
 import os
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 import torch
 
+from ns_data.dali_runner import DaliRunner
+from ns_data.decoded import Decoded
 from ns_data.errors import DataError
 from ns_data.sampling import batches_per_epoch, epoch_order, expand_copies, rank_rows
 from ns_data.shard_set import ShardSet
+from ns_data.torch_pipeline import TorchRunner
 from ns_data.views import View
 
 Backend = Literal["auto", "dali-gpu", "dali-cpu", "torch"]
+OnError = Literal["skip", "raise"]
+LoaderState = dict[str, int | str | bytes | None]
 
 
 @dataclass(frozen=True, slots=True)
 class Batch:
-    """Images (N,3,H,W float, normalized), class labels (-1 when unlabeled) and global sample ids."""
+    """Images (N,3,H,W float, normalized), class labels (-1 if unlabeled) and global sample ids."""
 
     images: torch.Tensor
     labels: torch.Tensor
@@ -42,7 +49,9 @@ def dali_available() -> bool:
     return importlib.util.find_spec("nvidia.dali") is not None
 
 
-def resolve_backend(backend: Backend, device: torch.device) -> Literal["dali-gpu", "dali-cpu", "torch"]:
+def resolve_backend(
+    backend: Backend, device: torch.device
+) -> Literal["dali-gpu", "dali-cpu", "torch"]:
     """`auto`: DALI on the GPU for CUDA devices, DALI on the CPU otherwise, PyTorch without DALI."""
     if backend == "auto":
         if not dali_available():
@@ -53,12 +62,30 @@ def resolve_backend(backend: Backend, device: torch.device) -> Literal["dali-gpu
     if backend == "dali-gpu" and device.type != "cuda":
         raise DataError("backend 'dali-gpu' needs a CUDA device; use 'dali-cpu' or 'auto'")
     if backend not in ("dali-gpu", "dali-cpu", "torch"):
-        raise DataError(f"unknown loader backend {backend!r}: use auto, dali-gpu, dali-cpu or torch")
+        raise DataError(
+            f"unknown loader backend {backend!r}: use auto, dali-gpu, dali-cpu or torch"
+        )
     return backend  # type: ignore[return-value]
 
 
 class ImageLoader:
-    """Batches of one view of a shard set for one rank; an iteration is one epoch."""
+    """Batches of one view of a shard set for one rank; an iteration is (the rest of) one epoch.
+
+    Args:
+        shards: the shard set to read.
+        view: what is done to each image (train or eval view).
+        batch_size: samples per batch on this rank.
+        shuffle: permute the rows each epoch by (seed, epoch).
+        drop_last: drop the last partial batch; every rank then yields the same number of batches.
+        seed: seeds the order and the augmentation.
+        rank, world_size: this rank's contiguous part of the rows.
+        copies: selection plan, a copy count per row (0 drops the row, 2 reads it twice per epoch).
+        backend: `auto`, `dali-gpu`, `dali-cpu` or `torch` (see `resolve_backend`).
+        device: where the batches go (DALI on the GPU decodes there).
+        workers: DataLoader processes (torch) or DALI threads; default: CPU count, at most 8.
+        on_error: `skip` leaves unreadable images out of their batch and counts them in
+            `skipped`; `raise` raises DataError naming the sample.
+    """
 
     def __init__(
         self,
@@ -75,6 +102,7 @@ class ImageLoader:
         backend: Backend = "auto",
         device: torch.device | str = "cpu",
         workers: int | None = None,
+        on_error: OnError = "skip",
     ) -> None:
         if batch_size < 1:
             raise DataError(f"batch_size must be positive, got {batch_size}")
@@ -83,6 +111,8 @@ class ImageLoader:
                 f"the selection plan has {len(copies)} entries but {shards.directory} has "
                 f"{len(shards)} samples: it was made for another shard set"
             )
+        if on_error not in ("skip", "raise"):
+            raise DataError(f"on_error must be 'skip' or 'raise', got {on_error!r}")
         self.shards = shards
         self.view = view
         self.batch_size = batch_size
@@ -95,11 +125,17 @@ class ImageLoader:
         self.device = torch.device(device)
         self.backend = resolve_backend(backend, self.device)
         self.workers = workers if workers is not None else min(os.cpu_count() or 1, 8)
+        self.on_error = on_error
         self.epoch = 0
-        self._start_batch = 0
+        self.skipped = 0
+        """Unreadable samples left out so far (each time one is met)."""
+        self.bad_rows: dict[int, str] = {}
+        """Rows that failed a full decode, with the reason (found when a DALI batch failed)."""
+        self._next_batch = 0
         self._labels = shards.labels()
         self._rows = expand_copies(rank_rows(len(shards), rank, world_size), copies)
-        self._pipeline: Any = None
+        self._dali: DaliRunner | None = None
+        self._torch: TorchRunner | None = None
 
     def __len__(self) -> int:
         """Batches per epoch on this rank (equal on every rank when `drop_last`)."""
@@ -115,35 +151,46 @@ class ImageLoader:
 
     def _epoch_batches(self) -> list[np.ndarray]:
         order = epoch_order(self._rows, shuffle=self.shuffle, seed=self.seed, epoch=self.epoch)
-        count = len(self)
-        return [order[i * self.batch_size : (i + 1) * self.batch_size] for i in range(count)]
+        return [order[i * self.batch_size : (i + 1) * self.batch_size] for i in range(len(self))]
 
     def __iter__(self) -> Iterator[Batch]:
-        batches = self._epoch_batches()[self._start_batch :]
-        first = self._start_batch
-        self._start_batch = 0
-        for number, (images, rows) in enumerate(self._decode(batches, first), start=first):
-            self._consumed = number + 1
-            yield self._batch(images, rows)
+        for decoded in self._decode(self._epoch_batches(), self._next_batch):
+            self._reject(decoded.rejects)
+            self._next_batch = decoded.number + 1
+            if decoded.images is not None:
+                yield self._batch(decoded.images, decoded.rows)
         self.epoch += 1
-        self._consumed = 0
+        self._next_batch = 0
 
-    def _decode(self, batches: list[np.ndarray], first: int) -> Iterator[tuple[torch.Tensor, np.ndarray]]:
+    def _decode(self, batches: list[np.ndarray], first: int) -> Iterator[Decoded]:
         if self.backend == "torch":
-            from ns_data.torch_pipeline import torch_batches
-
+            if self._torch is None:
+                self._torch = TorchRunner(
+                    self.shards,
+                    self.view,
+                    workers=self.workers,
+                    pin_memory=self.device.type == "cuda",
+                )
             base = np.random.default_rng([self.seed, self.rank, self.epoch]).integers(2**62)
-            seeds = [
-                base + (first + i) * self.batch_size + np.arange(len(b)) for i, b in enumerate(batches)
-            ]
-            yield from torch_batches(self.shards, self.view, batches, seeds, self.workers)
-        else:
-            from ns_data.dali_runner import dali_batches
+            seeds = [base + i * self.batch_size + np.arange(len(b)) for i, b in enumerate(batches)]
+            return self._torch.batches(batches, seeds, first)
+        if self._dali is None:
+            self._dali = DaliRunner(self)
+        return self._dali.batches(batches, first)
 
-            yield from dali_batches(self, batches)
+    def _reject(self, rejects: list[tuple[int, str]]) -> None:
+        for row, reason in rejects:
+            if self.on_error == "raise":
+                sample = int(self.shards.table.sample_id[row])
+                shard = self.shards.manifest.shards[int(self.shards.table.shard[row])].tar
+                raise DataError(
+                    f"sample {sample} in {self.shards.directory / shard} is not a readable image "
+                    f"({reason}): re-shard without it, or pass on_error='skip'"
+                )
+            self.skipped += 1
 
     def _batch(self, images: torch.Tensor, rows: np.ndarray) -> Batch:
-        if self.view.channels_last and images.shape[-1] == 3:
+        if images.shape[-1] == 3 and images.shape[1] != 3:  # DALI's HWC (channels-last) output
             images = images.permute(0, 3, 1, 2)
         if self.view.channels_last:
             images = images.contiguous(memory_format=torch.channels_last)
@@ -155,13 +202,29 @@ class ImageLoader:
             sample_ids=torch.from_numpy(self.shards.table.sample_id[rows]).to(self.device),
         )
 
-    def state_dict(self) -> dict[str, int]:
-        """Where the loader stands: the epoch and the batches of it already yielded."""
-        return {"epoch": self.epoch, "batch": getattr(self, "_consumed", 0), "seed": self.seed}
+    def state_dict(self) -> LoaderState:
+        """Where the loader stands: epoch, batches of it already yielded, DALI's random state."""
+        return {
+            "epoch": self.epoch,
+            "batch": self._next_batch,
+            "seed": self.seed,
+            "backend": self.backend,
+            "dali": self._dali.state() if self._dali is not None else None,
+        }
 
-    def load_state_dict(self, state: dict[str, int]) -> None:
-        """Continue from `state_dict()`: the next iteration resumes that epoch at that batch."""
+    def load_state_dict(self, state: LoaderState) -> None:
+        """Continue from `state_dict()`: the next iteration resumes that epoch at that batch.
+
+        The sample order always resumes exactly; DALI's augmentation draws too when the state was
+        saved by the same backend (otherwise they start afresh from the seed).
+        """
         if state["seed"] != self.seed:
-            raise DataError(f"loader state was saved with seed {state['seed']}, this loader has {self.seed}")
-        self.epoch = state["epoch"]
-        self._start_batch = state["batch"]
+            raise DataError(
+                f"loader state was saved with seed {state['seed']}, this loader has {self.seed}: "
+                "build the loader with the saved seed"
+            )
+        self.epoch = int(state["epoch"])  # type: ignore[arg-type]
+        self._next_batch = int(state["batch"])  # type: ignore[arg-type]
+        same = state.get("backend") == self.backend and self.backend != "torch"
+        checkpoint = state.get("dali") if same else None
+        self._dali = DaliRunner(self, checkpoint) if isinstance(checkpoint, bytes) else None

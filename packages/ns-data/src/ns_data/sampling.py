@@ -20,7 +20,7 @@ def rank_rows(num_rows: int, rank: int, world_size: int) -> np.ndarray:
 
 
 def expand_copies(rows: np.ndarray, copies: np.ndarray | None) -> np.ndarray:
-    """Repeat each row by its copy count (0 drops it, 2 duplicates it); None keeps rows as they are."""
+    """Repeat each row by its copy count (0 drops it, 2 duplicates it); None keeps the rows."""
     if copies is None:
         return rows
     return np.repeat(rows, copies[rows].astype(np.int64))

@@ -54,7 +54,9 @@ class ShardSet:
                 by_ext = {c.ext: c for c in components}
                 image = next((by_ext[e] for e in IMAGE_EXTS if e in by_ext), None)
                 if image is None:
-                    raise DataError(f"{self.directory / info.index}: sample {position} has no image")
+                    raise DataError(
+                        f"{self.directory / info.index}: sample {position} has no image"
+                    )
                 label = by_ext.get("cls")
                 columns["sample_id"].append(info.first_id + position)
                 columns["shard"].append(number)
@@ -96,21 +98,27 @@ class ShardSet:
     def read_image(self, row: int) -> bytes:
         """The encoded image bytes of table row `row`."""
         t = self.table
-        return os.pread(self._fd(int(t.shard[row])), int(t.image_size[row]), int(t.image_offset[row]))
+        return os.pread(
+            self._fd(int(t.shard[row])), int(t.image_size[row]), int(t.image_offset[row])
+        )
 
     def read_label(self, row: int) -> int:
         """The class index stored in `KEY.cls` of table row `row` (-1 for unlabeled sets)."""
         t = self.table
         if t.label_offset[row] < 0:
             return -1
-        raw = os.pread(self._fd(int(t.shard[row])), int(t.label_size[row]), int(t.label_offset[row]))
+        raw = os.pread(
+            self._fd(int(t.shard[row])), int(t.label_size[row]), int(t.label_offset[row])
+        )
         return int(raw)
 
     def labels(self) -> np.ndarray:
         """Every row's class index (int64), read once and cached."""
         cached = getattr(self, "_labels", None)
         if cached is None:
-            cached = np.fromiter((self.read_label(r) for r in range(len(self))), np.int64, len(self))
+            cached = np.fromiter(
+                (self.read_label(r) for r in range(len(self))), np.int64, len(self)
+            )
             self._labels = cached
         return cached
 

@@ -1,21 +1,27 @@
 """The plain PyTorch backend (torchvision v2 in DataLoader workers) for machines without DALI.
 
 Each sample's augmentation is seeded from (seed, epoch, position in epoch), so the output does not
-depend on the number of workers and a resumed epoch draws the same augmentations.
+depend on the number of workers and a resumed epoch draws the same augmentations. Workers never
+raise on a bad image: they report it, and the loader skips or raises (`on_error`).
 """
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Iterator
+from functools import partial
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
-from torchvision.io import ImageReadMode, decode_image
+from torch.utils.data import DataLoader, Dataset, Sampler, default_collate
 from torchvision.transforms import v2
 
+from ns_data.decoded import Decoded
+from ns_data.image_check import checked_decode
 from ns_data.shard_set import ShardSet
 from ns_data.views import View
+
+_Item = tuple[torch.Tensor | None, int, str | None]
 
 
 def build_transform(view: View) -> v2.Transform:
@@ -31,19 +37,29 @@ def build_transform(view: View) -> v2.Transform:
                     num_ops=view.randaugment_n,
                     magnitude=view.randaugment_m,
                     num_magnitude_bins=31,
+                    interpolation=v2.InterpolationMode(view.randaugment_interpolation),
                     fill=128,
                 )
             )
         if view.flip:
             ops.append(v2.RandomHorizontalFlip())
     else:
-        ops = [v2.Resize(view.resize_to, antialias=True), v2.CenterCrop(size)]
+        crop = partial(center_crop, size=view.image_size)
+        ops = [v2.Resize(view.resize_to, antialias=True), v2.Lambda(crop)]
     ops += [v2.ToDtype(torch.float32, scale=True), v2.Normalize(list(view.mean), list(view.std))]
     return v2.Compose(ops)
 
 
-class _SampleDataset(Dataset[tuple[torch.Tensor, int]]):
-    """Items are (row, seed) pairs; returns the transformed image and the row."""
+def center_crop(image: torch.Tensor, size: int) -> torch.Tensor:
+    """Center crop with offsets rounded down, as in the DALI view (v2.CenterCrop rounds half to
+    even, one pixel off DALI whenever the margin is odd)."""
+    height, width = image.shape[-2:]
+    top, left = (height - size) // 2, (width - size) // 2
+    return image[..., top : top + size, left : left + size]
+
+
+class _SampleDataset(Dataset[_Item]):
+    """Items are (row, seed) pairs; returns (image or None, row, problem or None)."""
 
     def __init__(self, shards: ShardSet, view: View) -> None:
         self.shards = shards
@@ -52,25 +68,65 @@ class _SampleDataset(Dataset[tuple[torch.Tensor, int]]):
     def __len__(self) -> int:
         return len(self.shards)
 
-    def __getitem__(self, item: tuple[int, int]) -> tuple[torch.Tensor, int]:
+    def __getitem__(self, item: tuple[int, int]) -> _Item:
         row, seed = item
-        data = torch.frombuffer(bytearray(self.shards.read_image(row)), dtype=torch.uint8)
-        image = decode_image(data, mode=ImageReadMode.RGB)
+        image = checked_decode(self.shards.read_image(row))
+        if isinstance(image, str):
+            return None, row, image
         torch.manual_seed(seed)
-        return self.transform(image), row
+        return self.transform(image), row, None
 
 
-def torch_batches(
-    shards: ShardSet, view: View, batches: list[np.ndarray], seeds: list[np.ndarray], workers: int
-) -> Iterator[tuple[torch.Tensor, np.ndarray]]:
-    """Yield (images NCHW float32, rows) for each batch of rows, decoding in `workers` processes."""
-    items = [list(zip(b.tolist(), s.tolist(), strict=True)) for b, s in zip(batches, seeds, strict=True)]
-    loader = DataLoader(
-        _SampleDataset(shards, view),
-        batch_sampler=items,
-        num_workers=workers,
-        persistent_workers=False,
-        prefetch_factor=4 if workers else None,
-    )
-    for images, rows in loader:
-        yield images, rows.numpy()
+def _collate(items: list[_Item]) -> tuple[torch.Tensor | None, np.ndarray, list[tuple[int, str]]]:
+    """Stack the readable images (in shared memory, as `default_collate` does); list the others."""
+    good = [(image, row) for image, row, problem in items if problem is None]
+    rejects = [(row, problem) for _, row, problem in items if problem is not None]
+    images = default_collate([image for image, _ in good]) if good else None
+    return images, np.array([row for _, row in good], dtype=np.int64), rejects
+
+
+class _EpochItems(Sampler[list[tuple[int, int]]]):
+    """The batch sampler: the (row, seed) items of the current epoch's batches, replaced per epoch."""
+
+    def __init__(self) -> None:
+        self.items: list[list[tuple[int, int]]] = []
+
+    def __iter__(self) -> Iterator[list[tuple[int, int]]]:
+        return iter(self.items)
+
+    def __len__(self) -> int:
+        return len(self.items)
+
+
+class TorchRunner:
+    """One loader's DataLoader, its workers forked once and kept (persistent) across epochs."""
+
+    def __init__(self, shards: ShardSet, view: View, *, workers: int, pin_memory: bool) -> None:
+        self._epoch = _EpochItems()
+        self._loader = DataLoader(
+            _SampleDataset(shards, view),
+            batch_sampler=self._epoch,
+            num_workers=workers,
+            collate_fn=_collate,
+            pin_memory=pin_memory,
+            prefetch_factor=4 if workers else None,
+            persistent_workers=workers > 0,
+        )
+
+    def batches(
+        self, batches: list[np.ndarray], seeds: list[np.ndarray], first: int
+    ) -> Iterator[Decoded]:
+        """Decode batches `first`, `first + 1`, … with per-sample augmentation `seeds`."""
+        self._epoch.items = [
+            list(zip(b.tolist(), s.tolist(), strict=True))
+            for b, s in zip(batches[first:], seeds[first:], strict=True)
+        ]
+        # Workers are forked here. Freezing the GC keeps a worker from collecting inherited
+        # garbage: a DALI pipeline destroyed in a fork waits forever for its parent's threads.
+        gc.freeze()
+        try:
+            results = iter(self._loader)
+        finally:
+            gc.unfreeze()
+        for number, (images, rows, rejects) in enumerate(results, start=first):
+            yield Decoded(number, images, rows, rejects)

@@ -10,6 +10,7 @@ is the strongest augmentation torchvision and DALI define.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 from ns_data.errors import DataError
 
@@ -33,6 +34,9 @@ class View:
     """Number of RandAugment ops per image (0 disables RandAugment)."""
     randaugment_m: int = 9
     """RandAugment magnitude bin in [0, 30] (see the module docstring for the paper's scale)."""
+    randaugment_interpolation: Literal["nearest", "bilinear"] = "nearest"
+    """Resampling of RandAugment's rotate/shear/translate: nearest is torchvision's default and
+    the paper's (TF `contrib.image`), and on DALI's CPU path ~3× faster than bilinear."""
     crop_ratio: float = 0.875
     """Eval view: resize the shorter side to image_size / crop_ratio, then center-crop."""
     mean: tuple[float, float, float] = IMAGENET_MEAN
@@ -49,6 +53,11 @@ class View:
             raise DataError(f"View.scale must satisfy 0 < low <= high <= 1, got {self.scale}")
         if not 0 <= self.randaugment_m <= 30:
             raise DataError(f"View.randaugment_m must be in [0, 30], got {self.randaugment_m}")
+        if self.randaugment_interpolation not in ("nearest", "bilinear"):
+            raise DataError(
+                "View.randaugment_interpolation must be 'nearest' or 'bilinear', "
+                f"got {self.randaugment_interpolation!r}"
+            )
         if self.randaugment_n < 0:
             raise DataError(f"View.randaugment_n must be >= 0, got {self.randaugment_n}")
         if not 0 < self.crop_ratio <= 1:

@@ -1,0 +1,18 @@
+"""What a loader backend hands the loader for each batch of the epoch."""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+import torch
+
+
+class Decoded(NamedTuple):
+    """Batch `number` of the epoch: its images (None when none was readable), their table rows,
+    and the (row, reason) of each sample left out because it is not a readable image."""
+
+    number: int
+    images: torch.Tensor | None
+    rows: np.ndarray
+    rejects: list[tuple[int, str]]

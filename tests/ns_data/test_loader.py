@@ -1,0 +1,194 @@
+"""ImageLoader on the CPU backends: outputs, labels, determinism, ranks, copies, resume."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from ns_data.loader import ImageLoader
+from ns_data.shard_set import ShardSet
+from ns_data.views import IMAGENET_MEAN, IMAGENET_STD, View
+
+from .conftest import COLORS, needs_dali
+
+EVAL = View(image_size=32)
+TRAIN = View(image_size=32, train=True)
+
+
+def make(path: Path, view: View, backend: str, **kwargs: object) -> ImageLoader:
+    kwargs.setdefault("batch_size", 8)
+    kwargs.setdefault("workers", 2)
+    return ImageLoader(ShardSet(path), view, backend=backend, **kwargs)  # type: ignore[arg-type]
+
+
+def epoch(loader: ImageLoader) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """One epoch (or its rest) concatenated: images, labels, sample ids."""
+    batches = list(loader)
+    return (
+        torch.cat([b.images for b in batches]),
+        torch.cat([b.labels for b in batches]),
+        torch.cat([b.sample_ids for b in batches]),
+    )
+
+
+@pytest.mark.parametrize("view", [EVAL, TRAIN], ids=["eval", "train"])
+def test_shapes_dtype_and_range(photo_set: Path, backend: str, view: View) -> None:
+    images, labels, ids = epoch(make(photo_set, view, backend))
+    assert images.shape == (40, 3, 32, 32) and images.dtype == torch.float32
+    assert labels.dtype == ids.dtype == torch.int64
+    mean, std = torch.tensor(IMAGENET_MEAN)[:, None], torch.tensor(IMAGENET_STD)[:, None]
+    per_channel = images.transpose(0, 1).reshape(3, -1)
+    assert (per_channel >= (0 - mean) / std - 1e-4).all()
+    assert (per_channel <= (1 - mean) / std + 1e-4).all()
+    assert per_channel.std() > 0.3  # real content, not a constant
+
+
+@needs_dali
+def test_backends_agree_on_the_eval_view(photo_set: Path) -> None:
+    """Same decode, antialiased resize and center crop; only the resampling kernels differ."""
+    dali, _, dali_ids = epoch(make(photo_set, EVAL, "dali-cpu"))
+    ref, _, ref_ids = epoch(make(photo_set, EVAL, "torch"))
+    assert torch.equal(dali_ids, ref_ids)
+    difference = (dali - ref).abs() * torch.tensor(IMAGENET_STD)[:, None, None]  # in [0, 1] pixels
+    assert difference.mean() < 0.005, difference.mean()  # measured 0.0018: resampling kernels
+
+
+CROP_FLIP = View(image_size=32, train=True, randaugment_n=0)  # keeps colors, moves pixels
+
+
+@pytest.mark.parametrize("view", [EVAL, CROP_FLIP], ids=["eval", "train"])
+def test_labels_stay_with_their_images(color_set: Path, backend: str, view: View) -> None:
+    loader = make(color_set, view, backend, shuffle=True, seed=3)
+    images, labels, ids = epoch(loader)
+    assert sorted(ids.tolist()) == list(range(60))
+    assert torch.equal(labels, torch.from_numpy(loader.shards.labels()[ids.numpy()]))
+    mean, std = torch.tensor(IMAGENET_MEAN)[:, None], torch.tensor(IMAGENET_STD)[:, None]
+    pixels = images.flatten(2).median(dim=2).values * std.T + mean.T  # [N, 3] in [0, 1]
+    palette = torch.tensor(COLORS, dtype=torch.float32) / 255
+    nearest = torch.cdist(pixels, palette).argmin(dim=1)
+    assert torch.equal(nearest, labels)
+
+
+def test_eval_is_deterministic_and_train_is_not(photo_set: Path, backend: str) -> None:
+    evaluation = make(photo_set, EVAL, backend)
+    first, second = epoch(evaluation)[0], epoch(evaluation)[0]
+    assert torch.equal(first, second)
+    assert torch.equal(first, epoch(make(photo_set, EVAL, backend))[0])
+    training = make(photo_set, TRAIN, backend)
+    a, b = epoch(training)[0], epoch(training)[0]
+    assert (a - b).abs().mean() > 0.1
+    assert (a - first).abs().mean() > 0.1
+
+
+def test_same_seed_same_epochs(photo_set: Path, backend: str) -> None:
+    runs = [make(photo_set, TRAIN, backend, shuffle=True, seed=7) for _ in range(2)]
+    for _ in range(2):
+        (a, _, a_ids), (b, _, b_ids) = epoch(runs[0]), epoch(runs[1])
+        assert torch.equal(a_ids, b_ids) and torch.equal(a, b)
+    other = make(photo_set, TRAIN, backend, shuffle=True, seed=8)
+    assert not torch.equal(epoch(other)[2], epoch(make(photo_set, TRAIN, backend, seed=7))[2])
+
+
+def test_workers_do_not_change_the_output(photo_set: Path, backend: str) -> None:
+    one = epoch(make(photo_set, TRAIN, backend, shuffle=True, workers=1))
+    two = epoch(make(photo_set, TRAIN, backend, shuffle=True, workers=2))
+    assert torch.equal(one[2], two[2]) and torch.equal(one[0], two[0])
+
+
+@pytest.mark.parametrize("drop_last", [False, True])
+def test_ranks_split_the_samples(color_set: Path, drop_last: bool) -> None:
+    loaders = [
+        make(
+            color_set,
+            EVAL,
+            "torch",
+            batch_size=7,
+            shuffle=True,
+            rank=r,
+            world_size=3,
+            workers=0,
+            drop_last=drop_last,
+        )
+        for r in range(3)
+    ]
+    per_rank = [epoch(loader)[2].tolist() for loader in loaders]
+    if drop_last:
+        assert len({len(loader) for loader in loaders}) == 1
+        assert all(len(ids) == len(loaders[0]) * 7 for ids in per_rank)
+    else:
+        assert sorted(i for ids in per_rank for i in ids) == list(range(60))
+    assert not set(per_rank[0]) & set(per_rank[1]) and not set(per_rank[1]) & set(per_rank[2])
+
+
+def test_every_rank_yields_len_batches_with_drop_last(color_set: Path) -> None:
+    copies = np.random.default_rng(0).integers(0, 3, 60).astype(np.int8)
+    loaders = [
+        make(
+            color_set,
+            EVAL,
+            "torch",
+            batch_size=4,
+            rank=r,
+            world_size=4,
+            workers=0,
+            drop_last=True,
+            copies=copies,
+            shuffle=True,
+        )
+        for r in range(4)
+    ]
+    counts = [sum(1 for _ in loader) for loader in loaders]
+    assert counts == [len(loaders[0])] * 4 and counts[0] > 0
+
+
+def test_selection_plan_copies(color_set: Path, backend: str) -> None:
+    copies = np.tile(np.array([0, 1, 2], dtype=np.int8), 20)
+    loader = make(color_set, TRAIN, backend, copies=copies, shuffle=True)
+    ids = epoch(loader)[2].numpy()
+    assert np.array_equal(np.bincount(ids, minlength=60), copies)
+    assert len(loader) == -(-60 // 8)
+
+
+@pytest.mark.parametrize("view", [EVAL, TRAIN], ids=["eval", "train"])
+def test_resume_mid_epoch(photo_set: Path, backend: str, view: View) -> None:
+    """Epoch 1, batches 2.. after a restart match an uninterrupted run, ids and tensors."""
+    reference = make(photo_set, view, backend, shuffle=True, seed=5)
+    epoch(reference)
+    expected = list(reference)
+    interrupted = make(photo_set, view, backend, shuffle=True, seed=5)
+    epoch(interrupted)
+    batches = iter(interrupted)
+    next(batches), next(batches)
+    state = interrupted.state_dict()
+    resumed = make(photo_set, view, backend, shuffle=True, seed=5)
+    resumed.load_state_dict(state)
+    rest = list(resumed)
+    assert len(rest) == len(expected) - 2 and resumed.epoch == 2
+    for got, want in zip(rest, expected[2:], strict=True):
+        assert torch.equal(got.sample_ids, want.sample_ids)
+        assert torch.equal(got.images, want.images)
+
+
+def test_break_then_iterate_continues(photo_set: Path, backend: str) -> None:
+    expected = list(make(photo_set, TRAIN, backend, shuffle=True))
+    loader = make(photo_set, TRAIN, backend, shuffle=True)
+    for number, _ in enumerate(loader):
+        if number == 1:
+            break
+    rest = list(loader)
+    assert [b.sample_ids.tolist() for b in rest] == [b.sample_ids.tolist() for b in expected[2:]]
+    assert all(torch.equal(a.images, b.images) for a, b in zip(rest, expected[2:], strict=True))
+
+
+@pytest.mark.parametrize("bfloat16", [False, True])
+def test_channels_last_and_bfloat16(photo_set: Path, backend: str, bfloat16: bool) -> None:
+    view = View(image_size=32, channels_last=True, bfloat16=bfloat16)
+    batch = next(iter(make(photo_set, view, backend)))
+    assert batch.images.shape == (8, 3, 32, 32)
+    assert batch.images.is_contiguous(memory_format=torch.channels_last)
+    assert batch.images.dtype == (torch.bfloat16 if bfloat16 else torch.float32)
+    plain = next(iter(make(photo_set, EVAL, backend))).images
+    assert (batch.images.float() - plain).abs().max() < (0.05 if bfloat16 else 1e-6)
