@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 from ns_data.digits import DigitsSplits
+from ns_data.loader import dali_available
 from ns_train.data import TrainInputs
 from ns_train.errors import TrainError
 from ns_train.state import latest_snapshot
@@ -39,18 +40,34 @@ def weights(out: Path) -> dict[str, torch.Tensor]:
     return load_file(str(out / "checkpoint" / "weights.safetensors"))
 
 
-def test_killed_and_resumed_job_matches_an_uninterrupted_one(tmp_path: Path, digits: DigitsSplits) -> None:
+NO_DALI = not dali_available()
+DALI = pytest.param(
+    "dali-cpu",
+    marks=[pytest.mark.dali, pytest.mark.skipif(NO_DALI, reason="nvidia.dali is not installed")],
+)
+
+
+@pytest.mark.parametrize("backend", ["torch", DALI])
+def test_killed_and_resumed_job_matches_an_uninterrupted_one(
+    tmp_path: Path, digits: DigitsSplits, backend: str
+) -> None:
+    config = {**CONFIG, "backend": backend}
     inputs = TrainInputs(labeled=digits.labeled)
     straight = tmp_path / "straight"
-    train(tiny_config(**CONFIG), inputs, straight, show_progress=False)
+    train(tiny_config(**config), inputs, straight, show_progress=False)
 
     killed = tmp_path / "killed"
     script = RUN_JOB.format(
-        conftest=str(Path(__file__).with_name("conftest.py")), config=CONFIG, labeled=str(digits.labeled), out=str(killed)
+        conftest=str(Path(__file__).with_name("conftest.py")),
+        config=config,
+        labeled=str(digits.labeled),
+        out=str(killed),
     )
     job = subprocess.Popen([sys.executable, "-c", script])
     deadline = time.monotonic() + 240
-    while (latest_snapshot(killed) is None or latest_snapshot(killed).name < "step-00000006") and job.poll() is None:
+    while (
+        latest_snapshot(killed) is None or latest_snapshot(killed).name < "step-00000006"
+    ) and job.poll() is None:
         assert time.monotonic() < deadline, "the job wrote no snapshot in time"
         time.sleep(0.05)
     os.kill(job.pid, signal.SIGKILL)
@@ -58,13 +75,15 @@ def test_killed_and_resumed_job_matches_an_uninterrupted_one(tmp_path: Path, dig
     assert not (killed / "checkpoint").exists(), "the job finished before it could be killed"
 
     with pytest.raises(TrainError, match="--resume"):
-        train(tiny_config(**CONFIG), inputs, killed, show_progress=False)
-    train(tiny_config(**CONFIG), inputs, killed, resume=True, show_progress=False)
+        train(tiny_config(**config), inputs, killed, show_progress=False)
+    train(tiny_config(**config), inputs, killed, resume=True, show_progress=False)
 
     expected, resumed = weights(straight), weights(killed)
     assert expected.keys() == resumed.keys()
     for name in expected:
         assert torch.equal(expected[name], resumed[name]), name
     assert len(list((killed / "state").iterdir())) == CONFIG["keep_checkpoints"]
-    steps = [line for line in (killed / "metrics.jsonl").read_text().splitlines() if '"train"' in line]
+    steps = [
+        line for line in (killed / "metrics.jsonl").read_text().splitlines() if '"train"' in line
+    ]
     assert len(steps) == len(set(steps)), "a resumed job logs each step once"

@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 
 from ns_data.errors import DataError
-from ns_data.loader import Batch, ImageLoader
+from ns_data.loader import Batch, ImageLoader, LoaderState
+from ns_data.paired import PairedLoader
 from ns_data.pseudo_labels import PseudoLabels
 from ns_data.shard_set import ShardSet
 from ns_data.views import View
@@ -99,6 +100,7 @@ class JobData:
                 f"{per_rank} per rank; lower batch_size"
             )
         self.unlabeled: ImageLoader | None = None
+        self.paired: PairedLoader | None = None
         self.pseudo: PseudoLabels | None = None
         if inputs.is_student:
             self._open_student(config, inputs, per_rank, common)
@@ -138,6 +140,7 @@ class JobData:
             raise TrainError(
                 f"{inputs.unlabeled} yields no full unlabeled batch; lower batch_size or ratio"
             )
+        self.paired = PairedLoader(self.labeled, self.unlabeled, ratio=config.unlabeled_ratio)
 
     @property
     def steps_per_epoch(self) -> int:
@@ -146,13 +149,25 @@ class JobData:
 
     def steps(self) -> Iterator[tuple[Batch, Batch | None]]:
         """Endless (labeled, unlabeled) batch pairs; each loader starts a new epoch when done."""
-        labeled = _forever(self.labeled)
-        if self.unlabeled is None:
-            for batch in labeled:
+        if self.paired is None:
+            for batch in _forever(self.labeled):
                 yield batch, None
         else:
-            for unlabeled in _forever(self.unlabeled):
-                yield next(labeled), unlabeled
+            while True:
+                for pair in self.paired:
+                    yield pair.labeled, pair.unlabeled
+
+    def state_dict(self) -> dict[str, LoaderState]:
+        """The loaders' positions (and DALI random states), for exact resume."""
+        if self.paired is not None:
+            return self.paired.state_dict()
+        return {"labeled": self.labeled.state_dict()}
+
+    def load_state_dict(self, state: dict[str, LoaderState]) -> None:
+        if self.paired is not None:
+            self.paired.load_state_dict(state)
+        else:
+            self.labeled.load_state_dict(state["labeled"])
 
 
 def _forever(loader: ImageLoader) -> Iterator[Batch]:

@@ -265,16 +265,13 @@ class Job:
         return float(tensor) / self.runtime.world_size
 
     def snapshot(self) -> Snapshot:
-        loaders = {"labeled": self.data.labeled.state_dict()}
-        if self.data.unlabeled is not None:
-            loaders["unlabeled"] = self.data.unlabeled.state_dict()
         return Snapshot(
             step=self.step,
             model=self.model.state_dict(),
             ema=self.ema.module.state_dict() if self.ema is not None else None,
             optimizer=self.optimizer.state_dict(),
             schedule=self.schedule.state_dict(),
-            loaders=loaders,
+            loaders=self.data.state_dict(),
             rng=capture_rng(),
         )
 
@@ -285,9 +282,7 @@ class Job:
             self.ema.module.load_state_dict(snapshot.ema)
         self.optimizer.load_state_dict(snapshot.optimizer)
         self.schedule.load_state_dict(snapshot.schedule)
-        self.data.labeled.load_state_dict(snapshot.loaders["labeled"])
-        if self.data.unlabeled is not None:
-            self.data.unlabeled.load_state_dict(snapshot.loaders["unlabeled"])
+        self.data.load_state_dict(snapshot.loaders)
         restore_rng(snapshot.rng)
         self.step = snapshot.step
 
@@ -348,7 +343,9 @@ def _loss(
 
 def _finite(values: dict[str, object]) -> dict[str, object]:
     """JSON-safe metrics: a NaN or infinite loss of a diverged job becomes None."""
-    return {k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in values.items()}
+    return {
+        k: None if isinstance(v, float) and not math.isfinite(v) else v for k, v in values.items()
+    }
 
 
 def _scores(result: EvalResult) -> dict[str, float]:
