@@ -60,8 +60,8 @@ def test_unknown_model_is_one_line_exit_1(tmp_path: Path, sets) -> None:
         str(sets.labeled),
         "--out",
         str(tmp_path),
-        "--model",
-        "efficientnet_b9",
+        "--set",
+        "model=efficientnet_b9",
     )
     assert result.returncode == 1 and "efficientnet_b9" in result.stderr
     assert "Traceback" not in result.stderr
