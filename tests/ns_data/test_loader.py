@@ -64,7 +64,7 @@ def test_labels_stay_with_their_images(color_set: Path, backend: str, view: View
     loader = make(color_set, view, backend, shuffle=True, seed=3)
     images, labels, ids = epoch(loader)
     assert sorted(ids.tolist()) == list(range(60))
-    assert torch.equal(labels, torch.from_numpy(loader.shards.labels()[ids.numpy()]))
+    assert torch.equal(labels, torch.from_numpy(loader.shards.labels[ids.numpy()]))
     mean, std = torch.tensor(IMAGENET_MEAN)[:, None], torch.tensor(IMAGENET_STD)[:, None]
     pixels = images.flatten(2).median(dim=2).values * std.T + mean.T  # [N, 3] in [0, 1]
     palette = torch.tensor(COLORS, dtype=torch.float32) / 255

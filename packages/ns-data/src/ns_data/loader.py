@@ -132,7 +132,7 @@ class ImageLoader:
         self.bad_rows: dict[int, str] = {}
         """Rows that failed a full decode, with the reason (found when a DALI batch failed)."""
         self._next_batch = 0
-        self._labels = shards.labels()
+        self._labels = shards.labels
         self._rows = expand_copies(rank_rows(len(shards), rank, world_size), copies)
         self._dali: DaliRunner | None = None
         self._torch: TorchRunner | None = None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -112,15 +113,10 @@ class ShardSet:
         )
         return int(raw)
 
+    @functools.cached_property
     def labels(self) -> np.ndarray:
-        """Every row's class index (int64), read once and cached."""
-        cached = getattr(self, "_labels", None)
-        if cached is None:
-            cached = np.fromiter(
-                (self.read_label(r) for r in range(len(self))), np.int64, len(self)
-            )
-            self._labels = cached
-        return cached
+        """Every row's class index (int64; -1 when unlabeled), read once."""
+        return np.fromiter((self.read_label(r) for r in range(len(self))), np.int64, len(self))
 
     def close(self) -> None:
         for fd in self._files.values():
