@@ -31,7 +31,7 @@ def ns(*args: str, debug: bool = False) -> subprocess.CompletedProcess[str]:
 def test_help_lists_every_command() -> None:
     result = runner.invoke(app, ["--help"])
     assert result.exit_code == 0
-    for command in ("shard", "info", "train", "label", "eval", "demo"):
+    for command in ("shard", "info", "train", "label", "select", "eval", "run", "status", "demo"):
         assert command in result.output
 
 

@@ -18,14 +18,31 @@ TINY = [
 
 
 def torchrun(*args: str) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2"]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc-per-node",
+        "2",
+    ]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.run([*command, "-m", "ns_cli", *args], env=env, capture_output=True, text=True, timeout=600)
+    return subprocess.run(
+        [*command, "-m", "ns_cli", *args], env=env, capture_output=True, text=True, timeout=600
+    )
 
 
 def test_two_ranks_train_one_job(tmp_path: Path, digits: DigitsSplits) -> None:
     out = tmp_path / "ddp"
-    args = ["train", "--labeled", str(digits.labeled), "--eval", str(digits.test), "--out", str(out)]
+    args = [
+        "train",
+        "--labeled",
+        str(digits.labeled),
+        "--eval",
+        str(digits.test),
+        "--out",
+        str(out),
+    ]
     result = torchrun(*args, *TINY, "--set", "batch_size=16")
     assert result.returncode == 0, result.stderr[-2000:]
     assert (out / "checkpoint" / "weights.safetensors").exists()
@@ -37,9 +54,20 @@ def test_two_ranks_train_one_job(tmp_path: Path, digits: DigitsSplits) -> None:
     assert config["num_classes"] == 10 and config["extra"]["eval"]["count"] == 100
 
 
-def test_batch_that_does_not_split_across_ranks_is_refused(tmp_path: Path, digits: DigitsSplits) -> None:
+def test_batch_that_does_not_split_across_ranks_is_refused(
+    tmp_path: Path, digits: DigitsSplits
+) -> None:
     out = tmp_path / "odd"
-    result = torchrun("train", "--labeled", str(digits.labeled), "--out", str(out), *TINY, "--set", "batch_size=15")
+    result = torchrun(
+        "train",
+        "--labeled",
+        str(digits.labeled),
+        "--out",
+        str(out),
+        *TINY,
+        "--set",
+        "batch_size=15",
+    )
     assert result.returncode != 0
     assert "does not divide across 2 ranks" in result.stderr
     assert not (out / "checkpoint").exists()

@@ -11,13 +11,14 @@ from pathlib import Path
 
 import pytest
 import torch
+from safetensors.torch import load_file
+
 from ns_data.digits import DigitsSplits
 from ns_data.loader import dali_available
 from ns_train.data import TrainInputs
 from ns_train.errors import TrainError
 from ns_train.state import latest_snapshot
 from ns_train.trainer import train
-from safetensors.torch import load_file
 
 from .conftest import tiny_config
 

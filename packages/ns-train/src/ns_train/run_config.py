@@ -65,6 +65,9 @@ class RunConfig:
     students: tuple[str, ...] = ()
     """Student model of iterations 1, 2, … (the last repeats); empty: climb the ladder, each
     student the next size after its teacher (the largest repeats)."""
+    ratios: tuple[int, ...] = ()
+    """Unlabeled:labeled batch ratio of iterations 1, 2, … (the last repeats); empty:
+    `student.unlabeled_ratio` for every iteration."""
     ladder_image_size: bool = False
     """Train each ladder student at its paper resolution (B1 240 px … L2 475 px) instead of
     `student.image_size`."""
@@ -94,6 +97,8 @@ class RunConfig:
             raise TrainError(f"threshold must be in [0, 1), got {self.threshold}")
         if self.per_class is not None and self.per_class < 1:
             raise TrainError(f"per_class must be positive or absent, got {self.per_class}")
+        if any(ratio < 1 for ratio in self.ratios):
+            raise TrainError(f"ratios must be positive, got {list(self.ratios)}")
         if self.label_batch_size < 1:
             raise TrainError(f"label_batch_size must be positive, got {self.label_batch_size}")
 
@@ -121,6 +126,26 @@ def load_run_config(path: Path) -> RunConfig:
     return run_config_from_dict(data, base)
 
 
+def parse_overrides(items: list[str]) -> dict[str, Any]:
+    """`["student.epochs=5", "students=['efficientnet_b1']"]` as a nested dict; values are TOML
+    (a bare word is a string)."""
+    result: dict[str, Any] = {}
+    for item in items:
+        key, sep, text = item.partition("=")
+        if not sep or not key.strip():
+            raise TrainError(f"--set {item!r} is not KEY=VALUE: write e.g. --set student.epochs=5")
+        try:
+            value = tomllib.loads(f"v = {text}")["v"]
+        except tomllib.TOMLDecodeError:
+            value = text
+        *parents, name = key.strip().split(".")
+        table = result
+        for parent in parents:
+            table = table.setdefault(parent, {})
+        table[name] = value
+    return result
+
+
 def _merge(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
     merged = dict(base)
     for key, value in changes.items():
@@ -129,4 +154,3 @@ def _merge(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
         else:
             merged[key] = value
     return merged
-

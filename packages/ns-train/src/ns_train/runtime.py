@@ -50,7 +50,7 @@ def start(device: str = "auto", seed: int = 0) -> Runtime:
         torch.cuda.set_device(chosen)
     if world_size > 1 and not dist.is_initialized():
         dist.init_process_group("nccl" if chosen.type == "cuda" else "gloo")
-    if chosen.type == "cpu":
+    if chosen.type == "cpu" and "OMP_NUM_THREADS" not in os.environ:
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // world_size))
     random.seed(seed + rank)
     np.random.seed(seed + rank)

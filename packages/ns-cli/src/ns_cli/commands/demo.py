@@ -1,4 +1,4 @@
-"""`ns demo`: one Noisy Student round on the embedded handwritten digits."""
+"""`ns demo`: the `digits-demo` preset: teacher, two noisy students, an unnoised student."""
 
 from __future__ import annotations
 
@@ -7,34 +7,45 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.table import Table
+from rich.markdown import Markdown
 
 from ns_cli.errors import run_reporting_errors
 from ns_cli.options import Seed
-from ns_train.demo import DemoConfig, run_demo
+from ns_train.demo import run_demo
+from ns_train.report import report_markdown
+from ns_train.run_dir import RunLayout
 
 
 def demo_command(
     out: Annotated[Path, typer.Option("--out", help="Run directory.")] = Path("runs/demo"),
     seed: Seed = 0,
+    force: Annotated[
+        bool, typer.Option("--force", help="Continue a run directory made by another config.")
+    ] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bars.")] = False,
 ) -> None:
-    """Shard the digits, train a teacher, pseudo-label, train a noisy student, compare both.
+    """Noisy Student on handwritten digits: does the student beat its teacher, does noise help?
+
+    Same as `ns run --preset digits-demo` with the seed set, plus the paper's checks.
 
     Example: ns demo --out runs/demo
     """
+    console = Console()
 
-    def run() -> None:
-        result = run_demo(out, DemoConfig(seed=seed))
-        table = Table(title="Noisy Student on handwritten digits (test set)")
-        for column in ("model", "top-1", "top-5", "images"):
-            table.add_column(column)
-        for name, res in (("teacher", result.teacher), ("student", result.student)):
-            table.add_row(name, f"{100 * res.top1:.1f}%", f"{100 * res.top5:.1f}%", str(res.count))
-        console = Console()
-        console.print(table)
-        console.print(f"seconds per phase: {result.seconds}; results in {out / 'results.json'}")
+    def main() -> None:
+        result = run_demo(
+            out,
+            seed=seed,
+            force=force,
+            show_progress=not quiet,
+            notify=lambda line: console.print(f"[dim]{line}[/]"),
+        )
+        console.print(Markdown(report_markdown(RunLayout(out))))
+        for statement, holds in result.checks():
+            console.print(f"{'[green]✓' if holds else '[red]✗'}[/] {statement}")
+        console.print(f"{result.seconds / 60:.1f} minutes of steps; report: {out / 'report.md'}")
 
-    run_reporting_errors(run)
+    run_reporting_errors(main)
 
 
 def register(app: typer.Typer) -> None:

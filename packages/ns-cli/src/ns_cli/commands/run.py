@@ -1,0 +1,86 @@
+"""`ns run`: the iterative Noisy Student loop from a TOML config or a preset."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.markdown import Markdown
+from rich.markup import escape
+from rich.table import Table
+
+from ns_cli.errors import run_reporting_errors
+from ns_train.errors import TrainError
+from ns_train.iterate import run
+from ns_train.presets import PRESETS, preset
+from ns_train.report import report_markdown
+from ns_train.run_config import load_run_config, parse_overrides, run_config_from_dict
+from ns_train.run_dir import RunLayout
+
+
+def run_command(
+    config_file: Annotated[
+        Path | None,
+        typer.Argument(help='Run config (TOML); `preset = "NAME"` in it starts from a preset.'),
+    ] = None,
+    preset_name: Annotated[
+        str | None, typer.Option("--preset", help="Start from this preset (see --list-presets).")
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Run directory (default: runs/<preset or config name>)."),
+    ] = None,
+    overrides: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Change one field, e.g. --set student.epochs=5 (repeatable)."),
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Continue a run directory made by another config.")
+    ] = False,
+    list_presets: Annotated[
+        bool, typer.Option("--list-presets", help="List the presets and exit.")
+    ] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bars.")] = False,
+) -> None:
+    """Train a teacher, then label → filter/balance → train a noisy student, N times.
+
+    Rerun the same command after an interruption: finished steps are skipped, training resumes
+    from its last snapshot. The report is RUN/report.md; `ns status RUN` shows progress.
+
+    Example: ns run --preset digits-demo --out runs/digits --set iterations=3
+    """
+    console = Console()
+
+    def main() -> None:
+        if list_presets:
+            table = Table("preset", "recipe")
+            for item in PRESETS.values():
+                table.add_row(item.name, escape(item.summary))
+            console.print(table)
+            return
+        if (config_file is None) == (preset_name is None):
+            raise TrainError(
+                "give a config file or --preset NAME (one of them; see --list-presets)"
+            )
+        if config_file is not None:
+            base, name = load_run_config(config_file), config_file.stem
+        else:
+            base, name = preset(str(preset_name)), str(preset_name)
+        config = run_config_from_dict(parse_overrides(overrides or []), base)
+        run_dir = out or Path("runs") / name
+        run(
+            config,
+            run_dir,
+            force=force,
+            show_progress=not quiet,
+            notify=lambda line: console.print(f"[dim]{line}[/]"),
+        )
+        console.print(Markdown(report_markdown(RunLayout(run_dir))))
+
+    run_reporting_errors(main)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("run")(run_command)

@@ -1,0 +1,302 @@
+"""`ns run`: the iterative Noisy Student loop over a run directory.
+
+    summary = run(preset("digits-demo"), Path("runs/demo"))
+
+Iteration 0 trains the teacher on the labeled set. Each iteration 1..N labels the unlabeled set
+with the previous model (EMA weights, no noise), filters and balances the pseudo labels into a
+selection plan, trains a noised student equal to or larger than its teacher, and evaluates it; the
+student teaches the next iteration. A step whose record and artifacts exist is skipped, a killed
+training job resumes from its newest snapshot and labeling skips finished shards, so running the
+same command again continues where it stopped.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from ns_data.digits import write_digits
+from ns_data.manifest import Manifest
+from ns_models import LADDER, SPECS, check_name, is_at_least, next_larger, rung
+from ns_train.config import NoiseConfig, TrainConfig, replace, to_dict
+from ns_train.data import TrainInputs
+from ns_train.errors import TrainError
+from ns_train.labeler import SUMMARY_FILE as LABELS_SUMMARY
+from ns_train.labeler import label
+from ns_train.report import write_report
+from ns_train.run_config import RunConfig
+from ns_train.run_dir import Record, RunLayout, append_record, claim, find_record, read_records
+from ns_train.selection_plan import PLAN_FILE, make_plan
+from ns_train.state import latest_snapshot
+from ns_train.trainer import CHECKPOINT_DIR, TrainResult, train
+
+log = logging.getLogger(__name__)
+
+UNNOISED = NoiseConfig(
+    randaugment_n=0, flip=False, crop_scale=(1.0, 1.0), drop_rate=0.0, drop_path_rate=0.0
+)
+"""The baseline student's noise: none at all (the paper's Table 6 removes every kind)."""
+
+
+@dataclass(frozen=True, slots=True)
+class RunData:
+    """The shard sets a run reads."""
+
+    labeled: Path
+    unlabeled: Path
+    eval_set: Path | None
+
+
+@dataclass(frozen=True, slots=True)
+class RunSummary:
+    """Every step record of the run (see `run_dir`) and the report's path."""
+
+    records: list[Record]
+    report: Path
+
+
+def student_models(config: RunConfig) -> list[str]:
+    """The student model of each iteration 1..N, checked against its teacher's size."""
+    models, teacher = [], check_name(config.teacher.model)
+    for index in range(config.iterations):
+        if config.students:
+            model = check_name(config.students[min(index, len(config.students) - 1)])
+        else:
+            model = teacher if rung(teacher) == len(LADDER) - 1 else next_larger(teacher)
+        if not is_at_least(model, teacher):
+            if not config.allow_smaller_student:
+                raise TrainError(
+                    f"iteration {index + 1}: student {model} is smaller than its teacher "
+                    f"{teacher}; pick a larger one, or set allow_smaller_student = true"
+                )
+            log.warning("iteration %d: student %s is smaller than %s", index + 1, model, teacher)
+        if config.init_from_teacher and model != teacher:
+            raise TrainError(
+                f"init_from_teacher needs the student to be its teacher's model, iteration "
+                f"{index + 1} has {teacher} → {model}: set students = [{teacher!r}]"
+            )
+        models.append(model)
+        teacher = model
+    return models
+
+
+def student_config(config: RunConfig, iteration: int, model: str) -> TrainConfig:
+    """The training job of iteration `iteration`'s student."""
+    base = config.student
+    index = rung(model)
+    size = (
+        SPECS[LADDER[index]].train_size
+        if config.ladder_image_size and index is not None
+        else base.image_size
+    )
+    ratio = (
+        config.ratios[min(iteration, len(config.ratios)) - 1]
+        if config.ratios
+        else base.unlabeled_ratio
+    )
+    return replace(
+        base, model=model, image_size=size, unlabeled_ratio=ratio, seed=base.seed + iteration
+    )
+
+
+def unnoised(config: TrainConfig) -> TrainConfig:
+    """The same job without any noise: the baseline of the paper's Table 6."""
+    return replace(config, noise=UNNOISED)
+
+
+def prepare_data(config: RunConfig, layout: RunLayout) -> RunData:
+    """The run's shard sets: the configured ones, or the digits written under RUN/data."""
+    data = config.data
+    if data.source == "digits":
+        sets = write_digits(
+            layout.data,
+            image_size=max(config.teacher.image_size, config.student.image_size),
+            labels_per_class=data.labels_per_class,
+            test_per_class=data.test_per_class,
+            seed=config.teacher.seed,
+        )
+        return RunData(sets.labeled, sets.unlabeled, sets.test)
+    found = RunData(
+        Path(data.labeled), Path(data.unlabeled), Path(data.eval) if data.eval else None
+    )
+    for path in (found.labeled, found.unlabeled):
+        Manifest.load(path)  # a missing or unfinished set fails here, naming it
+    return found
+
+
+def run(
+    config: RunConfig,
+    out: Path,
+    *,
+    force: bool = False,
+    show_progress: bool = True,
+    notify: Callable[[str], None] = log.info,
+) -> RunSummary:
+    """Run (or continue) every step of `config` under `out`, then write the report."""
+    models = student_models(config)
+    layout = RunLayout(Path(out))
+    claim(layout, to_dict(config), force=force)
+    loop = _Loop(config, layout, prepare_data(config, layout), show_progress, notify)
+    loop.teacher()
+    for iteration, model in enumerate(models, start=1):
+        loop.iteration(iteration, model)
+    return RunSummary(read_records(layout), write_report(layout))
+
+
+class _Loop:
+    """The steps of one run; each skips itself when its record and artifacts exist."""
+
+    def __init__(
+        self,
+        config: RunConfig,
+        layout: RunLayout,
+        data: RunData,
+        show_progress: bool,
+        notify: Callable[[str], None],
+    ) -> None:
+        self.config, self.layout, self.data = config, layout, data
+        self.show_progress, self.notify = show_progress, notify
+        self.records = read_records(layout)
+
+    def step(
+        self, iteration: int, name: str, done: Path, work: Callable[[], dict[str, object]]
+    ) -> Record:
+        """Run `work` unless step (`iteration`, `name`) finished before (its `done` file exists)."""
+        found = find_record(self.records, iteration, name)
+        if found is not None and done.exists():
+            self.notify(f"iteration {iteration}: {name} done before, skipped")
+            return found
+        self.notify(f"iteration {iteration}: {name}")
+        started = time.perf_counter()
+        values = work()
+        record = {
+            "iteration": iteration,
+            "step": name,
+            **values,
+            "wall_s": round(time.perf_counter() - started, 1),
+        }
+        append_record(self.layout, record)
+        self.records.append(record)
+        return record
+
+    def teacher(self) -> Record:
+        out = self.layout.teacher
+        inputs = TrainInputs(labeled=self.data.labeled, eval_set=self.data.eval_set)
+        return self.step(
+            0, "teacher", out / CHECKPOINT_DIR, lambda: self.train(self.config.teacher, inputs, out)
+        )
+
+    def iteration(self, number: int, model: str) -> Record:
+        layout, config, data = self.layout, self.config, self.data
+        teacher = layout.model_dir(number - 1) / CHECKPOINT_DIR
+        labels = self.step(
+            number,
+            "label",
+            layout.labels(number) / LABELS_SUMMARY,
+            lambda: self.label(teacher, layout.labels(number)),
+        )
+        plan = self.step(number, "plan", layout.plan(number) / PLAN_FILE, lambda: self.plan(number))
+        job = student_config(config, number, model)
+        inputs = TrainInputs(
+            labeled=data.labeled,
+            eval_set=data.eval_set,
+            unlabeled=data.unlabeled,
+            pseudo_labels=layout.labels(number),
+            plan=layout.plan(number) / PLAN_FILE if config.filter_balance else None,
+            init=teacher if config.init_from_teacher else None,
+        )
+        out = layout.student(number)
+        student = self.step(
+            number, "student", out / CHECKPOINT_DIR, lambda: self.train(job, inputs, out)
+        )
+        if number == 1 and config.unnoised_baseline:
+            base = layout.baseline(number)
+            self.step(
+                number,
+                "student-unnoised",
+                base / CHECKPOINT_DIR,
+                lambda: self.train(unnoised(job), inputs, base),
+            )
+        previous = find_record(self.records, number - 1, "student" if number > 1 else "teacher")
+        assert previous is not None
+        summary = {
+            "model": model,
+            "teacher_model": previous["model"],
+            "teacher_top1": previous["top1"],
+            "top1": student["top1"],
+            "top5": student["top5"],
+            **{k: plan[k] for k in ("used", "kept", "dropped", "duplicated")},
+            "iteration_wall_s": round(sum(r["wall_s"] for r in (labels, plan, student)), 1),
+        }
+        return self.step(number, "iteration", out / CHECKPOINT_DIR, lambda: summary)
+
+    def train(self, job: TrainConfig, inputs: TrainInputs, out: Path) -> dict[str, object]:
+        if out.exists() and not (out / CHECKPOINT_DIR).exists() and latest_snapshot(out) is None:
+            shutil.rmtree(out)  # killed before its first snapshot: start again cleanly
+        result = train(job, inputs, out, resume=True, show_progress=self.show_progress)
+        return _train_record(job, result)
+
+    def label(self, teacher: Path, out: Path) -> dict[str, object]:
+        job = self.config.student
+        summary = label(
+            teacher,
+            self.data.unlabeled,
+            out,
+            batch_size=self.config.label_batch_size,
+            backend=job.backend,
+            device=job.device,
+            workers=job.workers,
+            bf16=job.bf16,
+            channels_last=job.channels_last,
+            noised=self.config.noised_teacher,
+            show_progress=self.show_progress,
+        )
+        return {
+            "samples": summary.samples,
+            "unreadable": summary.unreadable,
+            "mean_confidence": round(summary.mean_confidence, 4),
+            "images_per_s": round(summary.images_per_second, 1),
+        }
+
+    def plan(self, number: int) -> dict[str, object]:
+        config, layout = self.config, self.layout
+        summary = make_plan(
+            layout.labels(number),
+            self.data.labeled,
+            self.data.unlabeled,
+            layout.plan(number),
+            threshold=config.threshold,
+            per_class=config.per_class,
+        )
+        totals = summary.selection.totals
+        if config.filter_balance and totals["copies"] == 0:
+            raise TrainError(
+                f"iteration {number}: no pseudo label reaches the threshold {config.threshold:g} "
+                f"(see {layout.labels(number)}/pseudo_labels.png); lower threshold or train "
+                "the teacher longer"
+            )
+        if not config.filter_balance:  # the student reads every image once: no plan
+            return {"used": totals["rows"], "kept": totals["rows"], "dropped": 0, "duplicated": 0}
+        return {
+            "used": totals["copies"],
+            "kept": totals["kept"],
+            "dropped": totals["below"] + totals["dropped"],
+            "duplicated": totals["duplicates"],
+        }
+
+
+def _train_record(job: TrainConfig, result: TrainResult) -> dict[str, object]:
+    scores = result.eval
+    return {
+        "model": job.model,
+        "image_size": job.image_size,
+        "steps": result.steps,
+        "images_per_s": round(result.images_per_second, 1),
+        "top1": scores.top1 if scores else None,
+        "top5": scores.top5 if scores else None,
+        "per_class": scores.per_class if scores else None,
+    }

@@ -1,0 +1,124 @@
+"""The run directory of `ns run`: where each step's artifacts go, and its step records.
+
+RUN/run_config.json      the resolved RunConfig (a rerun with another config is refused)
+RUN/data/                the digits shard sets (data.source = "digits")
+RUN/iter-0/teacher/      iteration 0: the teacher (a training job folder)
+RUN/iter-1/labels/       the teacher of iteration 1 labels the unlabeled set
+RUN/iter-1/plan/         filter + balance: plan.npy, selection.json
+RUN/iter-1/student/      the student; its EMA weights teach iteration 2
+RUN/iter-1/student-unnoised/   the unnoised baseline (unnoised_baseline = true)
+RUN/metrics.jsonl        one record per finished step, and one per finished iteration
+RUN/report.md, RUN/*.png the report and its plots
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ns_data.atomic import write_json
+from ns_train.errors import TrainError
+
+CONFIG_FILE = "run_config.json"
+METRICS_FILE = "metrics.jsonl"
+REPORT_FILE = "report.md"
+
+Record = dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class RunLayout:
+    """Paths inside one run directory."""
+
+    root: Path
+
+    @property
+    def config(self) -> Path:
+        return self.root / CONFIG_FILE
+
+    @property
+    def metrics(self) -> Path:
+        return self.root / METRICS_FILE
+
+    @property
+    def report(self) -> Path:
+        return self.root / REPORT_FILE
+
+    @property
+    def data(self) -> Path:
+        return self.root / "data"
+
+    def iteration(self, number: int) -> Path:
+        return self.root / f"iter-{number}"
+
+    @property
+    def teacher(self) -> Path:
+        return self.iteration(0) / "teacher"
+
+    def labels(self, number: int) -> Path:
+        return self.iteration(number) / "labels"
+
+    def plan(self, number: int) -> Path:
+        return self.iteration(number) / "plan"
+
+    def student(self, number: int) -> Path:
+        return self.iteration(number) / "student"
+
+    def baseline(self, number: int) -> Path:
+        return self.iteration(number) / "student-unnoised"
+
+    def model_dir(self, number: int) -> Path:
+        """The training job of iteration `number`: the teacher (0) or that iteration's student."""
+        return self.teacher if number == 0 else self.student(number)
+
+
+def claim(layout: RunLayout, config: dict[str, Any], *, force: bool) -> None:
+    """Store `config` in a new run directory; an existing one must hold the same config.
+
+    `force` replaces a different stored config and keeps every finished step.
+    """
+    config = json.loads(json.dumps(config))  # tuples become lists, as when read back
+    if layout.config.exists():
+        stored = json.loads(layout.config.read_text())
+        if stored == config:
+            return
+        if not force:
+            changed = sorted(_differences(stored, config))
+            raise TrainError(
+                f"{layout.root} was made by another config (differs in {', '.join(changed[:4])}): "
+                "pick another --out, or pass --force to continue it with this config"
+            )
+    layout.root.mkdir(parents=True, exist_ok=True)
+    write_json(layout.config, config)
+
+
+def _differences(old: Any, new: Any, prefix: str = "") -> list[str]:
+    if isinstance(old, dict) and isinstance(new, dict):
+        return [
+            name
+            for key in sorted({*old, *new})
+            for name in _differences(old.get(key), new.get(key), f"{prefix}{key}.")
+        ]
+    return [] if old == new else [prefix.rstrip(".")]
+
+
+def read_records(layout: RunLayout) -> list[Record]:
+    """The records of `metrics.jsonl` (none before the first finished step)."""
+    if not layout.metrics.exists():
+        return []
+    lines = layout.metrics.read_text().splitlines()
+    return [json.loads(line) for line in lines if line.strip()]
+
+
+def find_record(records: list[Record], iteration: int, step: str) -> Record | None:
+    """The record of one step (the last, if a forced rerun wrote it twice)."""
+    found = [r for r in records if r["iteration"] == iteration and r["step"] == step]
+    return found[-1] if found else None
+
+
+def append_record(layout: RunLayout, record: Record) -> None:
+    """Append one record (a line) to `metrics.jsonl`."""
+    with layout.metrics.open("a") as handle:
+        handle.write(json.dumps(record) + "\n")

@@ -1,0 +1,92 @@
+"""`ns status RUN`: where a run stands, step by step, read from its directory alone."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from ns_data.manifest import Manifest
+from ns_data.pseudo_labels import SUFFIX
+from ns_train.errors import TrainError
+from ns_train.metrics import read_metrics
+from ns_train.run_dir import RunLayout, find_record, read_records
+from ns_train.trainer import CHECKPOINT_DIR
+
+State = Literal["done", "partial", "pending"]
+
+
+@dataclass(frozen=True, slots=True)
+class StepStatus:
+    """One step of the run: its state and a short detail (accuracy, progress)."""
+
+    iteration: int
+    step: str
+    state: State
+    detail: str
+    path: Path
+
+
+def run_status(run_dir: Path) -> list[StepStatus]:
+    """Every step the run's config asks for, in order, with its state."""
+    layout = RunLayout(Path(run_dir))
+    if not layout.config.exists():
+        raise TrainError(
+            f"{run_dir} is not a run directory (no run_config.json); start it with `ns run`"
+        )
+    config = json.loads(layout.config.read_text())
+    records = read_records(layout)
+    steps = [(0, "teacher", layout.teacher)]
+    for number in range(1, config["iterations"] + 1):
+        steps += [
+            (number, "label", layout.labels(number)),
+            (number, "plan", layout.plan(number)),
+            (number, "student", layout.student(number)),
+        ]
+        if number == 1 and config["unnoised_baseline"]:
+            steps.append((number, "student-unnoised", layout.baseline(number)))
+    return [_status(layout, config, records, *step) for step in steps]
+
+
+def _status(
+    layout: RunLayout,
+    config: dict[str, object],
+    records: list[dict[str, object]],
+    iteration: int,
+    step: str,
+    path: Path,
+) -> StepStatus:
+    record = find_record(records, iteration, step)
+    if record is not None:
+        return StepStatus(iteration, step, "done", _done_detail(record), path)
+    if not path.exists():
+        return StepStatus(iteration, step, "pending", "", path)
+    if step == "label":
+        data = config["data"]
+        unlabeled = layout.data / "unlabeled" if data["source"] == "digits" else data["unlabeled"]
+        total = len(Manifest.load(Path(unlabeled)).shards)
+        done = len(list(path.glob(f"*{SUFFIX}")))
+        return StepStatus(iteration, step, "partial", f"{done}/{total} shards labeled", path)
+    if step == "plan" or (path / CHECKPOINT_DIR).exists():
+        return StepStatus(iteration, step, "partial", "finished, not yet recorded", path)
+    trained = [r["step"] for r in _job_metrics(path) if r["kind"] == "train"]
+    detail = f"step {trained[-1]} logged" if trained else "started"
+    return StepStatus(iteration, step, "partial", detail, path)
+
+
+def _done_detail(record: dict[str, object]) -> str:
+    parts = []
+    if record.get("top1") is not None:
+        parts.append(f"{record['model']} top-1 {100 * float(record['top1']):.1f}%")  # type: ignore[arg-type]
+    if "mean_confidence" in record:
+        parts.append(f"{record['samples']} images, mean confidence {record['mean_confidence']}")
+    if "used" in record:
+        parts.append(f"{record['used']} used, {record['dropped']} dropped")
+    parts.append(f"{record['wall_s']} s")
+    return ", ".join(parts)
+
+
+def _job_metrics(path: Path) -> list[dict[str, object]]:
+    metrics = path / "metrics.jsonl"
+    return read_metrics(metrics) if metrics.exists() else []

@@ -1,0 +1,154 @@
+"""The Noisy Student loop on tiny jobs: layout, records, report, skipping, resume, status."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ns_data.digits import DigitsSplits
+from ns_data.pseudo_labels import PseudoLabels
+from ns_train.errors import TrainError
+from ns_train.iterate import RunSummary, run
+from ns_train.labeler import label
+from ns_train.run_config import DataConfig, RunConfig, run_config_from_dict
+from ns_train.run_dir import RunLayout, read_records
+from ns_train.status import run_status
+
+from .conftest import tiny_config
+
+
+def tiny_run(digits: DigitsSplits, **changes: object) -> RunConfig:
+    """One student iteration plus the unnoised baseline, a few steps each."""
+    base = RunConfig(
+        data=DataConfig(
+            labeled=str(digits.labeled), unlabeled=str(digits.unlabeled), eval=str(digits.test)
+        ),
+        iterations=1,
+        teacher=tiny_config(),
+        student=tiny_config(epochs=0.1, checkpoint_every=2),
+        students=("efficientnet_b0",),
+        threshold=0.0,
+        unnoised_baseline=True,
+        label_batch_size=512,
+    )
+    return run_config_from_dict(changes, base)
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory: pytest.TempPathFactory, digits: DigitsSplits) -> RunSummary:
+    return run(tiny_run(digits), tmp_path_factory.mktemp("run") / "run", show_progress=False)
+
+
+def test_a_run_writes_the_layout_records_and_report(finished: RunSummary) -> None:
+    root = finished.report.parent
+    for path in ("iter-0/teacher/checkpoint", "iter-1/labels/summary.json", "iter-1/plan/plan.npy"):
+        assert (root / path).exists(), path
+    assert (root / "iter-1/student/checkpoint").exists()
+    assert (root / "iter-1/student-unnoised/checkpoint").exists()
+    steps = [(r["iteration"], r["step"]) for r in finished.records]
+    assert steps == [
+        (0, "teacher"),
+        (1, "label"),
+        (1, "plan"),
+        (1, "student"),
+        (1, "student-unnoised"),
+        (1, "iteration"),
+    ]
+    student = finished.records[3]
+    assert 0 <= student["top1"] <= 1 and len(student["per_class"]) == 10
+    assert finished.records[-1]["teacher_top1"] == finished.records[0]["top1"]
+    report = finished.report.read_text()
+    assert "| 1 (no noise) |" in report and "efficientnet_b0 @ 32 px" in report
+    for plot in ("accuracy.png", "confidence.png", "per_class.png"):
+        assert (root / plot).stat().st_size > 0
+    stored = json.loads((root / "run_config.json").read_text())
+    assert stored["iterations"] == 1
+
+
+def test_a_second_run_skips_every_step(finished: RunSummary, digits: DigitsSplits) -> None:
+    said: list[str] = []
+    again = run(tiny_run(digits), finished.report.parent, show_progress=False, notify=said.append)
+    assert all("skipped" in line for line in said) and len(said) == 6
+    assert again.records == finished.records
+
+
+def test_another_config_is_refused_unless_forced(
+    finished: RunSummary, digits: DigitsSplits, tmp_path: Path
+) -> None:
+    root = tmp_path / "run"
+    shutil.copytree(finished.report.parent, root)
+    with pytest.raises(
+        TrainError, match=r"made by another config \(differs in iterations\).*--force"
+    ):
+        run(tiny_run(digits, iterations=2), root, show_progress=False)
+    said: list[str] = []
+    run(tiny_run(digits, iterations=2), root, force=True, show_progress=False, notify=said.append)
+    assert said[:6] == [line for line in said[:6] if "skipped" in line]
+    assert said[6:] == [
+        f"iteration 2: {step}" for step in ("label", "plan", "student", "iteration")
+    ]
+    assert [s.state for s in run_status(root)] == ["done"] * 8
+
+
+def test_an_interrupted_student_resumes_and_earlier_steps_are_skipped(
+    finished: RunSummary, digits: DigitsSplits, tmp_path: Path
+) -> None:
+    root = tmp_path / "run"
+    shutil.copytree(finished.report.parent, root)
+    layout = RunLayout(root)
+    shutil.rmtree(layout.student(1) / "checkpoint")  # killed after its snapshot at step 2
+    kept = read_records(layout)[:3]
+    layout.metrics.write_text("".join(json.dumps(r) + "\n" for r in kept))
+    status = {s.step: s for s in run_status(root)}
+    assert status["student"].state == "partial" and status["plan"].state == "done"
+    unrecorded = status["student-unnoised"]  # its checkpoint is there, its record is not
+    assert (unrecorded.state, unrecorded.detail) == ("partial", "finished, not yet recorded")
+    said: list[str] = []
+    run(tiny_run(digits), root, show_progress=False, notify=said.append)
+    assert said[:3] == [
+        "iteration 0: teacher done before, skipped",
+        "iteration 1: label done before, skipped",
+        "iteration 1: plan done before, skipped",
+    ]
+    assert "iteration 1: student" in said
+    assert [s.state for s in run_status(root)] == ["done"] * 5
+
+
+def test_status_of_a_folder_that_is_no_run(tmp_path: Path) -> None:
+    with pytest.raises(TrainError, match="not a run directory"):
+        run_status(tmp_path)
+
+
+def restart_iteration_1(finished: RunSummary, root: Path) -> RunLayout:
+    """A copy of the finished run with only its teacher kept."""
+    shutil.copytree(finished.report.parent, root)
+    layout = RunLayout(root)
+    shutil.rmtree(layout.iteration(1))
+    layout.metrics.write_text(json.dumps(read_records(layout)[0]) + "\n")
+    return layout
+
+
+def test_filter_off_uses_every_image_once(
+    finished: RunSummary, digits: DigitsSplits, tmp_path: Path
+) -> None:
+    layout = restart_iteration_1(finished, tmp_path / "run")
+    config = tiny_run(digits, filter_balance=False, unnoised_baseline=False, threshold=0.99)
+    summary = run(config, layout.root, force=True, show_progress=False)
+    plan = next(r for r in summary.records if r["step"] == "plan")
+    assert plan["used"] == plan["kept"] == len(PseudoLabels(layout.labels(1)))
+    assert plan["dropped"] == 0
+
+
+def test_a_noised_teacher_labels_differently(finished: RunSummary, tmp_path: Path) -> None:
+    layout = RunLayout(finished.report.parent)
+    fast = {"backend": "torch", "device": "cpu", "workers": 0, "show_progress": False}
+    config = json.loads(layout.config.read_text())
+    unlabeled = Path(config["data"]["unlabeled"])
+    label(layout.teacher / "checkpoint", unlabeled, tmp_path, noised=True, **fast)
+    clean = PseudoLabels(layout.labels(1)).top1()[1].astype(np.float32)
+    noised = PseudoLabels(tmp_path).top1()[1].astype(np.float32)
+    assert not np.allclose(clean, noised)

@@ -1,0 +1,119 @@
+"""Run configs, presets and the student ladder: bad input is refused with the fix."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import pytest
+
+from ns_models import ModelError
+from ns_train.config import TrainConfig, to_dict
+from ns_train.errors import TrainError
+from ns_train.iterate import student_config, student_models
+from ns_train.presets import PRESETS, preset
+from ns_train.run_config import (
+    RunConfig,
+    load_run_config,
+    parse_overrides,
+    run_config_from_dict,
+)
+
+
+@pytest.mark.parametrize("name", list(PRESETS))
+def test_every_preset_builds_and_round_trips(name: str) -> None:
+    config = preset(name)
+    assert config.name == name and PRESETS[name].summary
+    assert run_config_from_dict(to_dict(config)) == config
+
+
+def test_unknown_preset_names_the_nearest() -> None:
+    with pytest.raises(
+        TrainError, match=r"unknown preset 'digit-demo': did you mean 'digits-demo'"
+    ):
+        preset("digit-demo")
+
+
+def test_toml_on_a_preset_changes_only_its_keys(tmp_path: Path) -> None:
+    path = tmp_path / "run.toml"
+    path.write_text(
+        'preset = "digits-demo"\niterations = 3\n[student]\nepochs = 4.0\n'
+        "[student.noise]\nrandaugment_n = 0\n"
+    )
+    config = load_run_config(path)
+    base = preset("digits-demo")
+    assert config.iterations == 3 and config.student.epochs == 4.0
+    assert config.student.noise.randaugment_n == 0
+    assert config.student.noise.randaugment_m == base.student.noise.randaugment_m
+    assert config.teacher == base.teacher
+
+
+def test_toml_data_paths_are_relative_to_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "run.toml"
+    path.write_text('[data]\nlabeled = "shards/train"\nunlabeled = "shards/u"\n')
+    assert load_run_config(path).data.labeled == str(tmp_path / "shards" / "train")
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("iteration = 3", r"unknown field config\.iteration; did you mean 'iterations'\?"),
+        ("[student]\nepoch = 3", r"unknown field config\.student\.epoch; did you mean 'epochs'\?"),
+        ("[student.noise]\nrandaugment = 0", r"config\.student\.noise\.randaugment;"),
+        ("threshold = 1.5", r"threshold must be in \[0, 1\)"),
+        ("iterations = [", r"not valid TOML"),
+    ],
+)
+def test_bad_toml_is_refused_naming_the_field(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "run.toml"
+    path.write_text(text)
+    with pytest.raises(TrainError, match=message):
+        load_run_config(path)
+
+
+def test_overrides_parse_as_toml_values() -> None:
+    assert parse_overrides(["student.epochs=5", "students=['tinynet_e']", "name=x y"]) == {
+        "student": {"epochs": 5},
+        "students": ["tinynet_e"],
+        "name": "x y",
+    }
+    with pytest.raises(TrainError, match="KEY=VALUE"):
+        parse_overrides(["iterations"])
+
+
+def test_empty_students_climb_the_ladder_and_stop_at_the_top() -> None:
+    config = preset("imagenet-b0-b7-l2")
+    models = student_models(config)
+    assert models[0] == "efficientnet_b1" and models[-2:] == ["efficientnet_b7", "efficientnet_l2"]
+    assert (
+        student_models(RunConfig(teacher=replace_model("efficientnet_l2"), iterations=2))
+        == ["efficientnet_l2"] * 2
+    )
+    last = student_config(config, 8, models[-1])
+    assert (last.image_size, last.unlabeled_ratio) == (475, 14)
+    assert student_config(config, 1, models[0]).image_size == 240
+
+
+def test_a_smaller_student_is_refused_unless_allowed(caplog: pytest.LogCaptureFixture) -> None:
+    config = RunConfig(teacher=replace_model("efficientnet_b2"), students=("efficientnet_b0",))
+    with pytest.raises(TrainError, match=r"smaller than its teacher.*allow_smaller_student"):
+        student_models(config)
+    allowed = run_config_from_dict({"allow_smaller_student": True}, config)
+    with caplog.at_level(logging.WARNING):
+        assert student_models(allowed) == ["efficientnet_b0"] * 2
+    assert "smaller" in caplog.text
+
+
+def test_init_from_teacher_needs_the_same_model() -> None:
+    config = RunConfig(teacher=replace_model("efficientnet_b0"), init_from_teacher=True)
+    with pytest.raises(TrainError, match="init_from_teacher"):
+        student_models(config)
+
+
+def test_an_unknown_student_model_names_near_ones() -> None:
+    with pytest.raises(ModelError, match="efficientnet_b1"):
+        student_models(RunConfig(students=("efficientnet_b11",)))
+
+
+def replace_model(model: str) -> TrainConfig:
+    return TrainConfig(model=model)
