@@ -9,15 +9,11 @@ import pytest
 
 from ns_models import ModelError
 from ns_train.config import TrainConfig, to_dict
+from ns_train.config_files import overrides_as_dict
 from ns_train.errors import TrainError
 from ns_train.iterate import student_config, student_models
 from ns_train.presets import PRESETS, preset
-from ns_train.run_config import (
-    RunConfig,
-    load_run_config,
-    parse_overrides,
-    run_config_from_dict,
-)
+from ns_train.run_config import RunConfig, load_run_config, run_config_from_dict
 
 
 @pytest.mark.parametrize("name", list(PRESETS))
@@ -72,13 +68,13 @@ def test_bad_toml_is_refused_naming_the_field(tmp_path: Path, text: str, message
 
 
 def test_overrides_parse_as_toml_values() -> None:
-    assert parse_overrides(["student.epochs=5", "students=['tinynet_e']", "name=x y"]) == {
+    assert overrides_as_dict(["student.epochs=5", "students=['tinynet_e']", "name=x y"]) == {
         "student": {"epochs": 5},
         "students": ["tinynet_e"],
         "name": "x y",
     }
     with pytest.raises(TrainError, match="KEY=VALUE"):
-        parse_overrides(["iterations"])
+        overrides_as_dict(["iterations"])
 
 
 def test_empty_students_climb_the_ladder_and_stop_at_the_top() -> None:

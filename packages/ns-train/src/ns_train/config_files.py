@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import tomllib
 from pathlib import Path
 from typing import Any, TypeVar
@@ -14,7 +13,7 @@ T = TypeVar("T")
 
 
 def read_toml(path: Path) -> dict[str, Any]:
-    """The tables of a TOML file; TrainError naming the file and line when it does not parse."""
+    """The tables of a TOML file; TrainError naming the file when it is missing or does not parse."""
     try:
         return tomllib.loads(Path(path).read_text())
     except FileNotFoundError as err:
@@ -24,10 +23,11 @@ def read_toml(path: Path) -> dict[str, Any]:
 
 
 def parse_override(text: str) -> tuple[list[str], Any]:
-    """`optim.lr_per_2048=0.256` → (["optim", "lr_per_2048"], 0.256); values are TOML/JSON literals."""
+    """`optim.lr_per_2048=0.256` → (["optim", "lr_per_2048"], 0.256); values are TOML literals,
+    a bare word is a string."""
     key, sep, raw = text.partition("=")
     if not sep or not key.strip():
-        raise TrainError(f"override {text!r} is not KEY=VALUE (e.g. --set optim.name=sgd)")
+        raise TrainError(f"--set {text!r} is not KEY=VALUE: write e.g. --set optim.name=sgd")
     try:
         value = tomllib.loads(f"v = {raw.strip()}")["v"]
     except tomllib.TOMLDecodeError:
@@ -35,33 +35,34 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     return key.strip().split("."), value
 
 
-def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """A copy of `data` with each `a.b=value` set (nested tables created as needed)."""
-    result = json.loads(json.dumps(data))
+def overrides_as_dict(overrides: list[str]) -> dict[str, Any]:
+    """`["student.epochs=5", "seed=1"]` → `{"student": {"epochs": 5}, "seed": 1}`."""
+    result: dict[str, Any] = {}
     for text in overrides:
         path, value = parse_override(text)
         node = result
         for part in path[:-1]:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
-                raise TrainError(f"override {text!r}: {part} is not a table")
+                raise TrainError(f"--set {text!r}: {part} is set twice, as a value and a table")
         node[path[-1]] = value
     return result
+
+
+def merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
+    """`update` over `base`: nested tables change only the keys they name."""
+    merged = dict(base)
+    for key, value in update.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
 
 
 def resolve(cls: type[T], base: T, file: Path | None, overrides: list[str]) -> T:
     """`base`, then the TOML file's fields, then the overrides: unknown keys name the nearest field."""
     data = to_dict(base)
     if file is not None:
-        data = _merge(data, read_toml(file))
-    return from_dict(cls, apply_overrides(data, overrides))
-
-
-def _merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
-    merged = dict(base)
-    for key, value in update.items():
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _merge(merged[key], value)
-        else:
-            merged[key] = value
-    return merged
+        data = merge(data, read_toml(file))
+    return from_dict(cls, merge(data, overrides_as_dict(overrides)))

@@ -10,13 +10,13 @@ changes only the keys the file sets. Relative data paths are relative to the fil
 
 from __future__ import annotations
 
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
 from ns_data.selection import DEFAULT_THRESHOLD
 from ns_train.config import TrainConfig, from_dict, to_dict
+from ns_train.config_files import merge, read_toml
 from ns_train.errors import TrainError
 
 
@@ -105,7 +105,7 @@ class RunConfig:
 
 def run_config_from_dict(data: dict[str, Any], base: RunConfig | None = None) -> RunConfig:
     """`data` over `base` (a preset, or the defaults): nested tables change only their keys."""
-    merged = _merge(to_dict(base) if base is not None else {}, data)
+    merged = merge(to_dict(base) if base is not None else {}, data)
     return from_dict(RunConfig, merged)
 
 
@@ -114,43 +114,10 @@ def load_run_config(path: Path) -> RunConfig:
     from ns_train.presets import preset
 
     path = Path(path)
-    try:
-        data = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as err:
-        raise TrainError(f"{path} is not valid TOML: {err}") from err
+    data = read_toml(path)
     base = preset(data.pop("preset")) if "preset" in data else None
     paths = data.get("data", {})
     for key in ("labeled", "unlabeled", "eval"):
         if paths.get(key):
             paths[key] = str((path.parent / paths[key]).resolve())
     return run_config_from_dict(data, base)
-
-
-def parse_overrides(items: list[str]) -> dict[str, Any]:
-    """`["student.epochs=5", "students=['efficientnet_b1']"]` as a nested dict; values are TOML
-    (a bare word is a string)."""
-    result: dict[str, Any] = {}
-    for item in items:
-        key, sep, text = item.partition("=")
-        if not sep or not key.strip():
-            raise TrainError(f"--set {item!r} is not KEY=VALUE: write e.g. --set student.epochs=5")
-        try:
-            value = tomllib.loads(f"v = {text}")["v"]
-        except tomllib.TOMLDecodeError:
-            value = text
-        *parents, name = key.strip().split(".")
-        table = result
-        for parent in parents:
-            table = table.setdefault(parent, {})
-        table[name] = value
-    return result
-
-
-def _merge(base: dict[str, Any], changes: dict[str, Any]) -> dict[str, Any]:
-    merged = dict(base)
-    for key, value in changes.items():
-        if isinstance(value, dict) and isinstance(base.get(key), dict):
-            merged[key] = _merge(base[key], value)
-        else:
-            merged[key] = value
-    return merged

@@ -12,11 +12,12 @@ from rich.markup import escape
 from rich.table import Table
 
 from ns_cli.errors import run_reporting_errors
+from ns_train.config_files import overrides_as_dict
 from ns_train.errors import TrainError
 from ns_train.iterate import run
 from ns_train.presets import PRESETS, preset
 from ns_train.report import report_markdown
-from ns_train.run_config import load_run_config, parse_overrides, run_config_from_dict
+from ns_train.run_config import load_run_config, run_config_from_dict
 from ns_train.run_dir import RunLayout
 
 
@@ -68,7 +69,7 @@ def run_command(
             base, name = load_run_config(config_file), config_file.stem
         else:
             base, name = preset(str(preset_name)), str(preset_name)
-        config = run_config_from_dict(parse_overrides(overrides or []), base)
+        config = run_config_from_dict(overrides_as_dict(overrides or []), base)
         run_dir = out or Path("runs") / name
         run(
             config,
