@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -10,6 +13,22 @@ from ns_data.digits import DigitsSplits, write_digits
 from ns_train.config import NoiseConfig, OptimConfig, TrainConfig
 from ns_train.data import TrainInputs
 from ns_train.trainer import TrainResult, train
+
+
+def torchrun_ns(*args: str) -> subprocess.CompletedProcess[str]:
+    """`torchrun --standalone --nproc-per-node 2 -m ns_cli ARGS` on the CPU, one thread per rank."""
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc-per-node",
+        "2",
+    ]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    return subprocess.run(
+        [*command, "-m", "ns_cli", *args], env=env, capture_output=True, text=True, timeout=600
+    )
 
 
 def tiny_config(**changes: object) -> TrainConfig:

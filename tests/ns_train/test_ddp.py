@@ -3,33 +3,17 @@
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 from ns_data.digits import DigitsSplits
+
+from .conftest import torchrun_ns
 
 TINY = [
     "--set", "model=efficientnet_b0", "--set", "image_size=32", "--set", "epochs=2",
     "--set", "backend=torch", "--set", "workers=0", "--set", "device=cpu", "--set", "eval_every=1",
     "--set", "optim.name=adamw",
 ]  # fmt: skip
-
-
-def torchrun(*args: str) -> subprocess.CompletedProcess[str]:
-    command = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc-per-node",
-        "2",
-    ]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    return subprocess.run(
-        [*command, "-m", "ns_cli", *args], env=env, capture_output=True, text=True, timeout=600
-    )
 
 
 def test_two_ranks_train_one_job(tmp_path: Path, digits: DigitsSplits) -> None:
@@ -43,7 +27,7 @@ def test_two_ranks_train_one_job(tmp_path: Path, digits: DigitsSplits) -> None:
         "--out",
         str(out),
     ]
-    result = torchrun(*args, *TINY, "--set", "batch_size=16")
+    result = torchrun_ns(*args, *TINY, "--set", "batch_size=16")
     assert result.returncode == 0, result.stderr[-2000:]
     assert (out / "checkpoint" / "weights.safetensors").exists()
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
@@ -58,7 +42,7 @@ def test_batch_that_does_not_split_across_ranks_is_refused(
     tmp_path: Path, digits: DigitsSplits
 ) -> None:
     out = tmp_path / "odd"
-    result = torchrun(
+    result = torchrun_ns(
         "train",
         "--labeled",
         str(digits.labeled),

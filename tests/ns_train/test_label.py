@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import signal
 import subprocess
@@ -21,6 +20,8 @@ from ns_train.data import TrainInputs
 from ns_train.errors import TrainError
 from ns_train.labeler import checkpoint_id, label
 from ns_train.trainer import train
+
+from .conftest import torchrun_ns
 
 FAST = {"backend": "torch", "device": "cpu", "workers": 0, "show_progress": False}
 
@@ -155,17 +156,8 @@ def test_torchrun_two_ranks_write_the_same_labels(
     labels: Path, sets: DigitsSplits, teacher: Path, tmp_path: Path
 ) -> None:
     out = tmp_path / "labels"
-    command = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc-per-node",
-        "2",
-    ]
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    job = subprocess.run([*command, "-m", "ns_cli", *cli(teacher, sets.unlabeled, out)], env=env)
-    assert job.returncode == 0
+    job = torchrun_ns(*cli(teacher, sets.unlabeled, out))
+    assert job.returncode == 0, job.stderr[-2000:]
     assert label_files(out) == label_files(labels)
     summary = json.loads((out / "summary.json").read_text())
     assert summary["shards_labeled"] == 4 and summary["samples"] == len(ShardSet(sets.unlabeled))
