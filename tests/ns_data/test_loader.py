@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 
+from ns_data.errors import DataError
 from ns_data.loader import ImageLoader
 from ns_data.shard_set import ShardSet
 from ns_data.views import IMAGENET_MEAN, IMAGENET_STD, View
@@ -142,6 +143,31 @@ def test_every_rank_yields_len_batches_with_drop_last(color_set: Path) -> None:
     ]
     counts = [sum(1 for _ in loader) for loader in loaders]
     assert counts == [len(loaders[0])] * 4 and counts[0] > 0
+
+
+def test_a_rank_opens_only_its_shards(color_set: Path) -> None:
+    """`ShardSet.for_rank` holds the shards of the rank's rows; its loader yields what the loader
+    over the whole set yields for that rank."""
+    copies = np.random.default_rng(1).integers(0, 3, 60).astype(np.int8)
+    settings = {"batch_size": 4, "world_size": 3, "drop_last": True, "shuffle": True}
+    for rank in range(3):
+        part = ShardSet.for_rank(color_set, rank, 3)
+        assert part.shard_numbers == [[0, 1, 2], [2, 3, 4], [5, 6, 7]][rank]
+        assert part.total_samples == 60 and len(part) == [24, 24, 20][rank]
+        whole = make(color_set, EVAL, "torch", rank=rank, copies=copies, workers=0, **settings)
+        mine = ImageLoader(part, EVAL, rank=rank, copies=copies, backend="torch", **settings)
+        assert len(mine) == len(whole)
+        for ours, theirs in zip(epoch(mine), epoch(whole), strict=True):
+            assert torch.equal(ours, theirs)
+    with pytest.raises(DataError, match=r"opened without some of rank 1's samples"):
+        ImageLoader(
+            ShardSet(color_set, shards=[2, 3]),
+            EVAL,
+            batch_size=4,
+            rank=1,
+            world_size=3,
+            drop_last=True,
+        )
 
 
 def test_selection_plan_copies(color_set: Path, backend: str) -> None:

@@ -97,6 +97,28 @@ def test_wholly_unreadable_batch_is_left_out(tmp_path: Path, backend: str) -> No
     assert ids == [[0, 1, 2, 3], [8, 9, 10, 11]] and loader.skipped == 4
 
 
+@pytest.mark.parametrize("train", [False, True])
+def test_drop_last_keeps_batches_full(tmp_path: Path, backend: str, train: bool) -> None:
+    """Stand-ins (the epoch's next readable rows) replace unreadable samples: with a wholly
+    unreadable batch on one rank, both ranks still yield `len(loader)` full batches."""
+    images = [GOOD] * 4 + [TRUNCATED] * 4 + [GOOD] * 3 + [GARBAGE] + [GOOD] * 14
+    shards = ShardSet(write_set(tmp_path / "s", images, [n % 3 for n in range(26)], 3, (48, 40)))
+    view = View(image_size=32, train=train)
+    per_rank = []
+    for rank in (0, 1):
+        loader = ImageLoader(
+            shards, view, batch_size=4, drop_last=True, rank=rank, world_size=2, backend=backend
+        )
+        batches = list(loader)
+        assert len(batches) == len(loader) == 3
+        assert all(len(b.images) == len(b.labels) == len(b.sample_ids) == 4 for b in batches)
+        assert all((b.labels == b.sample_ids % 3).all() for b in batches)
+        per_rank.append([b.sample_ids.tolist() for b in batches])
+        assert loader.skipped == (5 if rank == 0 else 0)
+    assert per_rank[0] == [[0, 1, 2, 3], [8, 9, 10, 12], [8, 9, 10, 12]]
+    assert per_rank[1] == [[13, 14, 15, 16], [17, 18, 19, 20], [21, 22, 23, 24]]
+
+
 @needs_dali
 def test_dali_recovers_from_a_failed_batch(tmp_path: Path) -> None:
     """A sample only the decoder rejects fails DALI's batch: found, left out, batch re-run."""

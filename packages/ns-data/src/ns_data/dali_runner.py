@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from ns_data.decoded import Decoded
+from ns_data.decoded import Decoded, Spares
 from ns_data.image_check import checked_decode, structure_problem
 
 if TYPE_CHECKING:
@@ -42,23 +42,37 @@ class _Fed:
 class _Feed:
     """The external source: encoded bytes and rows of the next batch that has a readable image."""
 
-    def __init__(self, loader: ImageLoader, batches: list[np.ndarray], first: int) -> None:
+    def __init__(
+        self, loader: ImageLoader, batches: list[np.ndarray], first: int, spares: Spares | None
+    ) -> None:
         self.loader = loader
         self.pending = iter(enumerate(batches[first:], start=first))
+        self.spares = spares
         self.in_flight: deque[_Fed] = deque()
 
+    def _problem(self, row: int, data: bytes) -> str | None:
+        return self.loader.bad_rows.get(row) or structure_problem(data)
+
     def __call__(self) -> tuple[list[np.ndarray], list[np.ndarray]]:
-        shards, bad = self.loader.shards, self.loader.bad_rows
+        read = self.loader.shards.read_image
         for number, rows in self.pending:  # ending the loop ends DALI's epoch
             encoded, kept, rejects = [], [], []
             for row in rows.tolist():
-                data = shards.read_image(row)
-                problem = bad.get(row) or structure_problem(data)
+                data = read(row)
+                problem = self._problem(row, data)
                 if problem is None:
                     encoded.append(np.frombuffer(data, dtype=np.uint8))
                     kept.append(row)
                 else:
                     rejects.append((row, problem))
+            if rejects and self.spares is not None:  # stand-ins keep the batch full
+                for row in self.spares(number):
+                    if len(kept) == len(rows):
+                        break
+                    data = read(row)
+                    if self._problem(row, data) is None:
+                        encoded.append(np.frombuffer(data, dtype=np.uint8))
+                        kept.append(row)
             if kept:
                 self.in_flight.append(_Fed(number, rejects, np.array(kept, dtype=np.int64)))
                 return encoded, [np.array([r], dtype=np.int64) for r in kept]
@@ -105,9 +119,11 @@ class DaliRunner:
         """DALI's checkpoint after the last batch handed out (None before the first)."""
         return self.checkpoint
 
-    def batches(self, batches: list[np.ndarray], first: int) -> Iterator[Decoded]:
-        """Decode batch `first`, `first + 1`, … of `batches`."""
-        feed = _Feed(self.loader, batches, first)
+    def batches(
+        self, batches: list[np.ndarray], first: int, spares: Spares | None = None
+    ) -> Iterator[Decoded]:
+        """Decode batch `first`, `first + 1`, … of `batches` (`spares`: keep them full)."""
+        feed = _Feed(self.loader, batches, first, spares)
         if self._pipe is None:
             self._build(feed)
         self._feed = feed
@@ -119,7 +135,7 @@ class DaliRunner:
                 except StopIteration:
                     break
                 except RuntimeError as err:
-                    feed = self._recover(batches, feed, err)
+                    feed = self._recover(batches, spares, feed, err)
                     continue
                 self.checkpoint = self._pipe.checkpoint()
                 while feed.in_flight[0].skipped:
@@ -139,7 +155,9 @@ class DaliRunner:
     def _skipped(fed: _Fed) -> Decoded:
         return Decoded(fed.number, None, fed.rows, fed.rejects)
 
-    def _recover(self, batches: list[np.ndarray], feed: _Feed, err: RuntimeError) -> _Feed:
+    def _recover(
+        self, batches: list[np.ndarray], spares: Spares | None, feed: _Feed, err: RuntimeError
+    ) -> _Feed:
         """Find the samples that failed DALI's decode, then rebuild and feed from that batch on."""
         failed = next(fed for fed in feed.in_flight if not fed.skipped)
         read = self.loader.shards.read_image
@@ -148,7 +166,7 @@ class DaliRunner:
         if not culprits:
             raise err  # not a data problem: DALI's own error is the useful one
         self.loader.bad_rows.update(culprits)
-        retry = _Feed(self.loader, batches, feed.in_flight[0].number)
+        retry = _Feed(self.loader, batches, feed.in_flight[0].number, spares)
         self._pipe = None
         self._build(retry)
         return retry

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from typing import NamedTuple
 
 import numpy as np
@@ -16,3 +17,7 @@ class Decoded(NamedTuple):
     images: torch.Tensor | None
     rows: np.ndarray
     rejects: list[tuple[int, str]]
+
+
+Spares = Callable[[int], Iterator[int]]
+"""Rows, in order, that may stand in for the unreadable samples of batch `number` (drop_last)."""

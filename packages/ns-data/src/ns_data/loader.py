@@ -23,9 +23,9 @@ import numpy as np
 import torch
 
 from ns_data.dali_runner import DaliRunner
-from ns_data.decoded import Decoded
+from ns_data.decoded import Decoded, Spares
 from ns_data.errors import DataError
-from ns_data.sampling import batches_per_epoch, epoch_order, expand_copies, rank_rows
+from ns_data.sampling import batches_per_epoch, epoch_order, rank_bounds
 from ns_data.shard_set import ShardSet
 from ns_data.torch_pipeline import TorchRunner
 from ns_data.views import View
@@ -76,7 +76,9 @@ class ImageLoader:
         view: what is done to each image (train or eval view).
         batch_size: samples per batch on this rank.
         shuffle: permute the rows each epoch by (seed, epoch).
-        drop_last: drop the last partial batch; every rank then yields the same number of batches.
+        drop_last: drop the last partial batch and keep every batch full: an unreadable sample is
+            replaced by the next readable one of the epoch (wrapping around), so every rank
+            yields `len(loader)` batches of `batch_size` (DDP never waits at epoch end).
         seed: seeds the order and the augmentation.
         rank, world_size: this rank's contiguous part of the rows.
         copies: selection plan, a copy count per row (0 drops the row, 2 reads it twice per epoch).
@@ -106,10 +108,10 @@ class ImageLoader:
     ) -> None:
         if batch_size < 1:
             raise DataError(f"batch_size must be positive, got {batch_size}")
-        if copies is not None and len(copies) != len(shards):
+        if copies is not None and len(copies) != shards.total_samples:
             raise DataError(
                 f"the selection plan has {len(copies)} entries but {shards.directory} has "
-                f"{len(shards)} samples: it was made for another shard set"
+                f"{shards.total_samples} samples: it was made for another shard set"
             )
         if on_error not in ("skip", "raise"):
             raise DataError(f"on_error must be 'skip' or 'raise', got {on_error!r}")
@@ -133,15 +135,28 @@ class ImageLoader:
         """Rows that failed a full decode, with the reason (found when a DALI batch failed)."""
         self._next_batch = 0
         self._labels = shards.labels
-        self._rows = expand_copies(rank_rows(len(shards), rank, world_size), copies)
+        self._rows = self._rank_rows(copies)
         self._dali: DaliRunner | None = None
         self._torch: TorchRunner | None = None
+
+    def _rank_rows(self, copies: np.ndarray | None) -> np.ndarray:
+        """The table rows of this rank's part that the opened set holds, repeated by `copies`."""
+        shards = self.shards
+        start, stop = rank_bounds(shards.total_samples, self.rank, self.world_size)
+        ids = shards.table.sample_id
+        rows = np.arange(*np.searchsorted(ids, [start, stop]), dtype=np.int64)
+        if self.drop_last and len(rows) != stop - start:
+            raise DataError(
+                f"{shards.directory} was opened without some of rank {self.rank}'s samples: open "
+                f"it whole or with ShardSet.for_rank({self.rank}, {self.world_size})"
+            )
+        return rows if copies is None else np.repeat(rows, copies[ids[rows]].astype(np.int64))
 
     def __len__(self) -> int:
         """Batches per epoch on this rank (equal on every rank when `drop_last`)."""
         if self.drop_last:
             return batches_per_epoch(
-                len(self.shards),
+                self.shards.total_samples,
                 self.copies,
                 batch_size=self.batch_size,
                 world_size=self.world_size,
@@ -149,12 +164,24 @@ class ImageLoader:
             )
         return -(-len(self._rows) // self.batch_size)
 
-    def _epoch_batches(self) -> list[np.ndarray]:
+    def _epoch_batches(self) -> tuple[list[np.ndarray], Spares | None]:
+        """This epoch's batches, and (drop_last) where stand-ins for unreadable samples come from."""
         order = epoch_order(self._rows, shuffle=self.shuffle, seed=self.seed, epoch=self.epoch)
-        return [order[i * self.batch_size : (i + 1) * self.batch_size] for i in range(len(self))]
+        size = self.batch_size
+        batches = [order[i * size : (i + 1) * size] for i in range(len(self))]
+        if not self.drop_last:
+            return batches, None
+
+        def spares(number: int) -> Iterator[int]:
+            """The rows after batch `number` in epoch order, wrapping around to the first."""
+            cut = (number + 1) * size
+            yield from order[cut:].tolist()
+            yield from order[: number * size].tolist()
+
+        return batches, spares
 
     def __iter__(self) -> Iterator[Batch]:
-        for decoded in self._decode(self._epoch_batches(), self._next_batch):
+        for decoded in self._decode(*self._epoch_batches(), self._next_batch):
             self._reject(decoded.rejects)
             self._next_batch = decoded.number + 1
             if decoded.images is not None:
@@ -162,7 +189,9 @@ class ImageLoader:
         self.epoch += 1
         self._next_batch = 0
 
-    def _decode(self, batches: list[np.ndarray], first: int) -> Iterator[Decoded]:
+    def _decode(
+        self, batches: list[np.ndarray], spares: Spares | None, first: int
+    ) -> Iterator[Decoded]:
         if self.backend == "torch":
             if self._torch is None:
                 self._torch = TorchRunner(
@@ -173,10 +202,10 @@ class ImageLoader:
                 )
             base = np.random.default_rng([self.seed, self.rank, self.epoch]).integers(2**62)
             seeds = [base + i * self.batch_size + np.arange(len(b)) for i, b in enumerate(batches)]
-            return self._torch.batches(batches, seeds, first)
+            return self._torch.batches(batches, seeds, first, spares)
         if self._dali is None:
             self._dali = DaliRunner(self)
-        return self._dali.batches(batches, first)
+        return self._dali.batches(batches, first, spares)
 
     def _reject(self, rejects: list[tuple[int, str]]) -> None:
         for row, reason in rejects:

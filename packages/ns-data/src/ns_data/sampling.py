@@ -1,4 +1,4 @@
-"""Which table rows a rank reads in which order: rank split, selection-plan copies, shuffling.
+"""Which rows a rank reads in which order: the rank split, the epoch order, the epoch length.
 
 Everything derives from (seed, epoch), so any rank can compute any other rank's epoch length
 without talking to it, and a resumed loader continues at the same sample.
@@ -11,19 +11,13 @@ import numpy as np
 from ns_data.errors import DataError
 
 
-def rank_rows(num_rows: int, rank: int, world_size: int) -> np.ndarray:
-    """Contiguous, disjoint row ranges covering every row exactly once (as DALI's shard_id does)."""
+def rank_bounds(num_rows: int, rank: int, world_size: int) -> tuple[int, int]:
+    """Rank `rank`'s part [start, stop) of the rows: contiguous, disjoint parts covering every row
+    exactly once (as DALI's shard_id does)."""
     if not 0 <= rank < world_size:
         raise DataError(f"rank {rank} is outside world size {world_size}")
     bounds = np.linspace(0, num_rows, world_size + 1).round().astype(np.int64)
-    return np.arange(bounds[rank], bounds[rank + 1], dtype=np.int64)
-
-
-def expand_copies(rows: np.ndarray, copies: np.ndarray | None) -> np.ndarray:
-    """Repeat each row by its copy count (0 drops it, 2 duplicates it); None keeps the rows."""
-    if copies is None:
-        return rows
-    return np.repeat(rows, copies[rows].astype(np.int64))
+    return int(bounds[rank]), int(bounds[rank + 1])
 
 
 def epoch_order(rows: np.ndarray, *, shuffle: bool, seed: int, epoch: int) -> np.ndarray:
@@ -44,7 +38,7 @@ def batches_per_epoch(
     """Batches every rank yields per epoch: the least over ranks, so no rank waits at epoch end."""
     counts = []
     for rank in range(world_size):
-        rows = rank_rows(num_rows, rank, world_size)
-        counts.append(len(rows) if copies is None else int(copies[rows].sum()))
+        start, stop = rank_bounds(num_rows, rank, world_size)
+        counts.append(stop - start if copies is None else int(copies[start:stop].sum()))
     fewest = min(counts)
     return fewest // batch_size if drop_last else -(-fewest // batch_size)

@@ -16,7 +16,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler, default_collate
 from torchvision.transforms import v2
 
-from ns_data.decoded import Decoded
+from ns_data.decoded import Decoded, Spares
 from ns_data.image_check import checked_decode
 from ns_data.shard_set import ShardSet
 from ns_data.views import View
@@ -103,8 +103,9 @@ class TorchRunner:
 
     def __init__(self, shards: ShardSet, view: View, *, workers: int, pin_memory: bool) -> None:
         self._epoch = _EpochItems()
+        self._dataset = _SampleDataset(shards, view)
         self._loader = DataLoader(
-            _SampleDataset(shards, view),
+            self._dataset,
             batch_sampler=self._epoch,
             num_workers=workers,
             collate_fn=_collate,
@@ -114,9 +115,14 @@ class TorchRunner:
         )
 
     def batches(
-        self, batches: list[np.ndarray], seeds: list[np.ndarray], first: int
+        self,
+        batches: list[np.ndarray],
+        seeds: list[np.ndarray],
+        first: int,
+        spares: Spares | None = None,
     ) -> Iterator[Decoded]:
-        """Decode batches `first`, `first + 1`, … with per-sample augmentation `seeds`."""
+        """Decode batches `first`, `first + 1`, … with per-sample augmentation `seeds`; with
+        `spares`, a batch that lost samples is topped up with stand-ins (decoded here: rare)."""
         self._epoch.items = [
             list(zip(b.tolist(), s.tolist(), strict=True))
             for b, s in zip(batches[first:], seeds[first:], strict=True)
@@ -129,4 +135,32 @@ class TorchRunner:
         finally:
             gc.unfreeze()
         for number, (images, rows, rejects) in enumerate(results, start=first):
+            if rejects and spares is not None:
+                wanted = len(batches[number])
+                seed = int(seeds[number][0]) + wanted  # past the batch's own seeds
+                images, rows = self._top_up(images, rows, wanted, spares(number), seed)
             yield Decoded(number, images, rows, rejects)
+
+    def _top_up(
+        self,
+        images: torch.Tensor | None,
+        rows: np.ndarray,
+        wanted: int,
+        spares: Iterator[int],
+        seed: int,
+    ) -> tuple[torch.Tensor | None, np.ndarray]:
+        """Add readable spare rows to a batch until it holds `wanted` samples (or spares run out)."""
+        added: list[tuple[torch.Tensor, int]] = []
+        for row in spares:
+            if len(rows) + len(added) == wanted:
+                break
+            with torch.random.fork_rng(devices=[]):  # the caller's RNG stays untouched
+                image, _, problem = self._dataset[(row, seed + len(added))]
+            if problem is None:
+                assert image is not None
+                added.append((image, row))
+        if not added:
+            return images, rows
+        extra = torch.stack([image for image, _ in added])
+        rows = np.concatenate([rows, np.array([row for _, row in added], dtype=np.int64)])
+        return (extra if images is None else torch.cat([images, extra])), rows

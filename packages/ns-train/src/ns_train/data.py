@@ -80,7 +80,8 @@ class JobData:
             "workers": config.workers,
         }
         per_rank = config.batch_size // runtime.world_size
-        self.labeled_set = ShardSet(inputs.labeled)
+        rank, world = runtime.rank, runtime.world_size
+        self.labeled_set = ShardSet.for_rank(inputs.labeled, rank, world)
         try:
             self.labeled_set.require_labels()
         except DataError as err:
@@ -96,25 +97,26 @@ class JobData:
         )
         if len(self.labeled) == 0:
             raise TrainError(
-                f"{inputs.labeled} has {len(self.labeled_set)} images, fewer than one batch of "
+                f"{inputs.labeled} has {self.labeled_set.total_samples} images, fewer than one batch of "
                 f"{per_rank} per rank; lower batch_size"
             )
         self.unlabeled: ImageLoader | None = None
         self.paired: PairedLoader | None = None
         self.pseudo: PseudoLabels | None = None
         if inputs.is_student:
-            self._open_student(config, inputs, per_rank, common)
+            self._open_student(config, inputs, runtime, common)
         self.eval: ImageLoader | None = None
         if inputs.eval_set is not None:
-            eval_set = ShardSet(inputs.eval_set)
+            eval_set = ShardSet.for_rank(inputs.eval_set, rank, world)
             eval_set.require_labels()
             if eval_set.manifest.classes != self.class_names:
                 raise TrainError(f"{inputs.eval_set} has other classes than {inputs.labeled}")
             self.eval = ImageLoader(eval_set, eval_view(config), batch_size=2 * per_rank, **common)
 
     def _open_student(
-        self, config: TrainConfig, inputs: TrainInputs, per_rank: int, common: dict[str, object]
+        self, config: TrainConfig, inputs: TrainInputs, runtime: Runtime, common: dict[str, object]
     ) -> None:
+        per_rank = config.batch_size // runtime.world_size
         if inputs.pseudo_labels is None:
             raise TrainError("a student needs --pseudo-labels (the folder `ns label` wrote)")
         self.pseudo = PseudoLabels(inputs.pseudo_labels)
@@ -125,8 +127,8 @@ class JobData:
                 "relabel with a teacher trained on these classes"
             )
         assert inputs.unlabeled is not None
-        unlabeled_set = ShardSet(inputs.unlabeled)
-        copies = load_plan(inputs.plan, len(unlabeled_set)) if inputs.plan else None
+        unlabeled_set = ShardSet.for_rank(inputs.unlabeled, runtime.rank, runtime.world_size)
+        copies = load_plan(inputs.plan, unlabeled_set.total_samples) if inputs.plan else None
         self.unlabeled = ImageLoader(
             unlabeled_set,
             train_view(config),

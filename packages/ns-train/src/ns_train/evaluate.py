@@ -79,7 +79,7 @@ def evaluate(
     """Load a checkpoint and evaluate it on a labeled shard set at the checkpoint's image size."""
     runtime = start(device)
     model, meta = load_checkpoint(checkpoint)
-    data = ShardSet(shards)
+    data = ShardSet.for_rank(shards, runtime.rank, runtime.world_size)
     data.require_labels()
     if data.manifest.classes != meta.class_names:
         raise TrainError(
