@@ -4,7 +4,8 @@ The corpus: photos of about 500×375 cut from scikit-image's sample photos by ra
 rescales (JPEG q90, 10 class folders), built once and cached. Each method runs with 1 and N
 workers (the plain loops split the file list into N processes with a ShardWriter each); the page
 cache is warmed first. `plain + decode` also opens and decodes every image with PIL (what a
-writer that verifies images must do), the fair baseline for `ns shard`, which verifies them all.
+writer that verifies images must do), the fair baseline for `ns shard`, which verifies them all;
+`--verify structure` checks headers and file structure only.
 
     uv run --frozen python bench/bench_shard.py --files 2000 --workers 2
 """
@@ -26,6 +27,7 @@ import webdataset as wds
 from PIL import Image
 from skimage import data, transform
 
+from ns_data.shard_image import Verify
 from ns_data.sharding import ShardConfig, shard_images
 
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field", "immunohistochemistry")
@@ -101,7 +103,10 @@ def main() -> None:
         methods: dict[str, Callable[[], None]] = {
             "plain ShardWriter loop": lambda w=workers: run_plain(items, out, w, decode=False),
             "plain loop + PIL decode": lambda w=workers: run_plain(items, out, w, decode=True),
-            "ns shard": lambda w=workers: _ns_shard(args.corpus, out, w),
+            "ns shard": lambda w=workers: _ns_shard(args.corpus, out, w, "decode"),
+            "ns shard --verify structure": lambda w=workers: _ns_shard(
+                args.corpus, out, w, "structure"
+            ),
         }
         baseline = 0.0
         for name, fn in methods.items():
@@ -114,8 +119,8 @@ def main() -> None:
     shutil.rmtree(out, ignore_errors=True)
 
 
-def _ns_shard(corpus: Path, out: Path, workers: int) -> None:
-    shard_images(corpus, out / "set", ShardConfig(workers=workers))
+def _ns_shard(corpus: Path, out: Path, workers: int, verify: Verify) -> None:
+    shard_images(corpus, out / "set", ShardConfig(workers=workers, verify=verify))
 
 
 if __name__ == "__main__":

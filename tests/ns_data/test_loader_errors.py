@@ -10,7 +10,8 @@ import pytest
 from PIL import Image
 
 from ns_data.errors import DataError
-from ns_data.image_check import checked_decode, structure_problem
+from ns_data.image_check import checked_decode
+from ns_data.image_structure import structure_problem
 from ns_data.loader import ImageLoader
 from ns_data.shard_set import ShardSet
 from ns_data.views import View

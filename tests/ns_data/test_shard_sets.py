@@ -20,6 +20,7 @@ from PIL import Image
 from ns_data.describe import describe_shard_set
 from ns_data.errors import DataError
 from ns_data.manifest import Manifest
+from ns_data.shard_image import UnusableImage, check_image
 from ns_data.shard_set import ShardSet
 from ns_data.sharding import ShardConfig, shard_images
 
@@ -81,6 +82,38 @@ def test_labeled_set_format_and_manifest(tree: Path, tmp_path: Path) -> None:
         ["manifest.json", "rejected.jsonl"]
         + [f"train-00000{i}.{e}" for i in range(3) for e in ("tar", "idx")]
     )
+
+
+def _scan_corrupted_jpeg() -> bytes:
+    """A JPEG with a few bytes of its compressed data overwritten so that decoding fails while
+    the header and marker structure stay sound (the first such variant of a fixed series)."""
+    original = image_bytes(64, 64, 0)
+    scan = original.index(b"\xff\xda") + 20
+    rng = np.random.default_rng(1)
+    for _ in range(200):
+        damaged = bytearray(original)
+        for position in rng.integers(scan, len(original) - 2, 10):
+            damaged[position] = rng.integers(0, 255)
+        try:
+            check_image(bytes(damaged))
+        except UnusableImage:
+            return bytes(damaged)
+    raise AssertionError("no variant fails to decode")
+
+
+def test_structure_verify_skips_the_decode(tree: Path, tmp_path: Path) -> None:
+    """verify="structure" rejects empty, cut and non-image files like the decode check, but lets
+    damaged compressed data through (the loaders skip such samples when they meet them)."""
+    damaged = _scan_corrupted_jpeg()
+    assert check_image(damaged, verify="structure").width == 64
+    (tree / "cat/damaged.jpg").write_bytes(damaged)
+    decoded = shard_images(tree, tmp_path / "decode", ShardConfig(workers=1))
+    structured = shard_images(tree, tmp_path / "structure", ShardConfig(verify="structure"))
+    assert (decoded.rejected, structured.rejected) == (4, 3)
+    assert structured.manifest.num_samples == decoded.manifest.num_samples + 1
+    assert structured.manifest.extra["options"]["verify"] == "structure"
+    with pytest.raises(DataError, match="verify must be one of decode, structure"):
+        ShardConfig(verify="none")  # type: ignore[arg-type]
 
 
 def test_same_input_same_bytes_for_any_worker_count(tree: Path, tmp_path: Path) -> None:

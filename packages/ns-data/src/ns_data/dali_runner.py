@@ -23,7 +23,8 @@ import numpy as np
 import torch
 
 from ns_data.decoded import Decoded, Spares
-from ns_data.image_check import checked_decode, structure_problem
+from ns_data.image_check import checked_decode
+from ns_data.image_structure import structure_problem
 
 if TYPE_CHECKING:
     from ns_data.loader import ImageLoader

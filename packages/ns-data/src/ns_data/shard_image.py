@@ -1,18 +1,26 @@
 """Check that image bytes decode, and optionally shrink large images (aspect kept, format kept).
 
-JPEGs are verified by decoding the whole entropy-coded stream at 1/8 scale (PIL `draft`): every
-byte is parsed, so truncated or broken files fail, at a fraction of a full decode's cost. Other
-formats are fully loaded. EXIF orientation is left alone, as in the copied originals.
+`verify="decode"` (the default): JPEGs are verified by decoding the whole entropy-coded stream at
+1/8 scale (PIL `draft`): every byte is parsed, so truncated or broken files fail, at a fraction of
+a full decode's cost; other formats are fully loaded. `verify="structure"` only reads the header
+and checks the file's structure (`image_structure`): truncated files, garbage and non-images are
+still caught, corrupt entropy-coded data is not (the loaders skip such samples when they meet
+them). EXIF orientation is left alone, as in the copied originals.
 """
 
 from __future__ import annotations
 
 import io
 from dataclasses import dataclass
+from typing import Literal
 
 from PIL import Image, UnidentifiedImageError
 
+from ns_data.image_structure import structure_problem
+
 STORED_FORMATS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp"}
+VERIFY_MODES = ("decode", "structure")
+Verify = Literal["decode", "structure"]
 
 
 class UnusableImage(ValueError):
@@ -29,13 +37,19 @@ class CheckedImage:
     data: bytes | None = None
 
 
-def check_image(data: bytes, *, max_side: int | None = None, quality: int = 90) -> CheckedImage:
-    """Verify `data` decodes; re-encode it when its longer side exceeds `max_side`.
+def check_image(
+    data: bytes, *, max_side: int | None = None, quality: int = 90, verify: Verify = "decode"
+) -> CheckedImage:
+    """Verify `data` (see the module doc); re-encode it when its longer side exceeds `max_side`.
 
     Raises UnusableImage with the reason for empty, corrupt, non-image or unsupported files.
     """
     if not data:
         raise UnusableImage("empty file")
+    if verify == "structure":
+        problem = structure_problem(data)
+        if problem is not None:
+            raise UnusableImage(problem)
     try:
         with Image.open(io.BytesIO(data)) as image:
             ext = STORED_FORMATS.get(image.format or "")
@@ -46,6 +60,8 @@ def check_image(data: bytes, *, max_side: int | None = None, quality: int = 90) 
             width, height = image.size
             if max_side is not None and max(width, height) > max_side:
                 return _shrink(image, ext, max_side, quality)
+            if verify == "structure":
+                return CheckedImage(ext, width, height)
             if image.format == "JPEG":
                 image.draft(image.mode, (max(1, width // 8), max(1, height // 8)))
             image.load()

@@ -11,7 +11,7 @@ import json
 from dataclasses import astuple, dataclass
 
 from ns_data.output_dir import WORK_DIR, OutputDir
-from ns_data.shard_image import UnusableImage, check_image
+from ns_data.shard_image import UnusableImage, Verify, check_image
 from ns_data.shard_writer import TarBuilder, index_name
 from ns_data.sources import SourceItem, read_bytes
 
@@ -38,6 +38,7 @@ class ScanJob:
     items: list[SourceItem]
     max_side: int | None
     quality: int
+    verify: Verify
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,7 +71,7 @@ def scan_chunk(job: ScanJob) -> ScanResult:
         data = read_bytes(item)
         bytes_read += len(data)
         try:
-            image = check_image(data, max_side=job.max_side, quality=job.quality)
+            image = check_image(data, max_side=job.max_side, quality=job.quality, verify=job.verify)
         except UnusableImage as err:
             records.append(ScanRecord(str(err)))
             continue
