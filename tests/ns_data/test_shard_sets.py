@@ -145,6 +145,18 @@ def test_index_matches_dali_wds2idx(tree: Path, tmp_path: Path) -> None:
 
 
 @pytest.mark.dali
+def test_irregular_or_short_index_is_refused(tree: Path, tmp_path: Path) -> None:
+    shard_images(tree, tmp_path / "out", ShardConfig(prefix="s", max_count=20, workers=1))
+    index = tmp_path / "out/s-000000.idx"
+    lines = index.read_text().splitlines()
+    index.write_text("\n".join([lines[0], lines[1].rsplit(" ", 4)[0], *lines[2:]]) + "\n")
+    with pytest.raises(DataError, match=r"s-000000\.idx: samples differ in their components"):
+        ShardSet(tmp_path / "out")
+    index.write_text("\n".join(lines[:5]) + "\n")
+    with pytest.raises(DataError, match="lists fewer samples than its header says"):
+        ShardSet(tmp_path / "out")
+
+
 def test_dali_reads_every_sample(tree: Path, tmp_path: Path) -> None:
     dali = pytest.importorskip("nvidia.dali")
     from nvidia.dali import fn

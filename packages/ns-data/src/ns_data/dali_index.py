@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+
 from ns_data.errors import DataError
 
 INDEX_VERSION = "v1.2"
@@ -32,28 +34,51 @@ def format_index(samples: list[list[Component]]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def read_index(path: Path) -> list[list[Component]]:
-    """Parse an index file; raise DataError naming the file when it is not a v1.2 index."""
+@dataclass(frozen=True, slots=True)
+class IndexTable:
+    """An index as arrays: one row per sample, one column per component (in tar order)."""
+
+    ext: np.ndarray  # str, (samples, components)
+    offset: np.ndarray  # int64, byte offset of each component's data in the tar
+    size: np.ndarray  # int64
+
+
+def read_index(path: Path) -> IndexTable:
+    """Parse an index file (vectorized: about a microsecond per sample); raise DataError naming
+    the file when it is not a v1.2 index whose samples all have the same number of components."""
     try:
-        lines = path.read_text().splitlines()
+        raw = path.read_bytes()
     except OSError as err:
         raise DataError(
             f"cannot read index {path}: {err.strerror}; rerun `ns shard` on the set"
         ) from err
-    header = lines[0].split() if lines else []
-    if len(header) != 2 or header[0] != INDEX_VERSION:
+    first, _, body = raw.partition(b"\n")
+    header = first.split()
+    if len(header) != 2 or header[0] != INDEX_VERSION.encode() or not header[1].isdigit():
         raise DataError(f"{path} is not a DALI {INDEX_VERSION} index; rebuild it with `ns shard`")
-    samples = []
-    for line in lines[1 : 1 + int(header[1])]:
-        fields = line.split(" ")
-        samples.append(
-            [
-                Component(fields[i], int(fields[i + 1]), int(fields[i + 2]), fields[i + 3])
-                for i in range(0, len(fields), 4)
-            ]
-        )
-    if len(samples) != int(header[1]):
+    count = int(header[1])
+    data = np.frombuffer(body, dtype=np.uint8)
+    ends = np.flatnonzero(data == ord("\n"))[:count]
+    if len(ends) != count:
         raise DataError(
             f"{path} lists fewer samples than its header says; rebuild it with `ns shard`"
         )
-    return samples
+    if count == 0:
+        empty = np.empty((0, 0), dtype=np.int64)
+        return IndexTable(empty.astype(str), empty, empty)
+    spaces = np.flatnonzero(data[: ends[-1]] == ord(" "))
+    per_line = np.diff(np.searchsorted(spaces, ends), prepend=0)
+    fields = int(per_line[0]) + 1
+    if fields % 4 or (per_line != per_line[0]).any():
+        raise DataError(
+            f"{path}: samples differ in their components; rebuild the set with `ns shard`"
+        )
+    tokens = np.array(body[: ends[-1]].split()).reshape(count, fields)
+    try:
+        return IndexTable(
+            ext=tokens[:, 0::4].astype(str),
+            offset=tokens[:, 1::4].astype(np.int64),
+            size=tokens[:, 2::4].astype(np.int64),
+        )
+    except ValueError as err:
+        raise DataError(f"{path} has a malformed line; rebuild the set with `ns shard`") from err

@@ -66,36 +66,37 @@ class ShardSet:
         return self.manifest.num_samples
 
     def _build_table(self) -> SampleTable:
-        columns: dict[str, list[int]] = {k: [] for k in SampleTable.__slots__}
-        for number in self.shard_numbers:
-            info = self.manifest.shards[number]
-            samples = read_index(self.directory / info.index)
-            if len(samples) != info.count:
-                raise DataError(
-                    f"{self.directory / info.index} lists {len(samples)} samples but the manifest "
-                    f"says {info.count}; rebuild the set with `ns shard --overwrite`"
-                )
-            for position, components in enumerate(samples):
-                by_ext = {c.ext: c for c in components}
-                image = next((by_ext[e] for e in IMAGE_EXTS if e in by_ext), None)
-                if image is None:
-                    raise DataError(
-                        f"{self.directory / info.index}: sample {position} has no image"
-                    )
-                label = by_ext.get("cls")
-                columns["sample_id"].append(info.first_id + position)
-                columns["shard"].append(number)
-                columns["image_offset"].append(image.offset)
-                columns["image_size"].append(image.size)
-                columns["label_offset"].append(label.offset if label else -1)
-                columns["label_size"].append(label.size if label else 0)
-        return SampleTable(
-            sample_id=np.asarray(columns["sample_id"], dtype=np.int64),
-            shard=np.asarray(columns["shard"], dtype=np.int32),
-            image_offset=np.asarray(columns["image_offset"], dtype=np.int64),
-            image_size=np.asarray(columns["image_size"], dtype=np.int64),
-            label_offset=np.asarray(columns["label_offset"], dtype=np.int64),
-            label_size=np.asarray(columns["label_size"], dtype=np.int64),
+        parts = [self._shard_columns(number) for number in self.shard_numbers]
+        columns = (np.concatenate(column) for column in zip(*parts, strict=True))
+        return SampleTable(*columns)
+
+    def _shard_columns(self, number: int) -> tuple[np.ndarray, ...]:
+        """The `SampleTable` columns of shard `number`, from its index."""
+        info = self.manifest.shards[number]
+        path = self.directory / info.index
+        index = read_index(path)
+        count = len(index.ext)
+        if count != info.count:
+            raise DataError(
+                f"{path} lists {count} samples but the manifest says {info.count}; rebuild the "
+                "set with `ns shard --overwrite`"
+            )
+        rows = np.arange(count)
+        is_image = np.isin(index.ext, IMAGE_EXTS)
+        if not is_image.any(axis=1).all():
+            position = int(np.flatnonzero(~is_image.any(axis=1))[0])
+            raise DataError(f"{path}: sample {position} has no image")
+        image = is_image.argmax(axis=1)
+        is_label = index.ext == "cls"
+        has_label = is_label.any(axis=1)
+        label = is_label.argmax(axis=1)
+        return (
+            info.first_id + rows.astype(np.int64),
+            np.full(count, number, dtype=np.int32),
+            index.offset[rows, image],
+            index.size[rows, image],
+            np.where(has_label, index.offset[rows, label], -1),
+            np.where(has_label, index.size[rows, label], 0),
         )
 
     def __len__(self) -> int:
