@@ -3,7 +3,9 @@
 Same model, data, batch, resolution, precision and augmentation (random-resized crop, flip,
 RandAugment(2, 9)); the plain loop reads the same shards with webdataset + PIL + torchvision v2 in
 a DataLoader and steps timm's RMSpropTF. Both are timed end to end over the same number of steps
-(start-up included), on photos of about 500×375 (see bench_shard.build_corpus).
+on photos of about 500×375 (see bench_shard.build_corpus). Two rates per loop: end to end
+(start-up, first batches, final checkpoint included) and steady (from step 10 to the last step,
+what a long job runs at; for `ns train` from the times in its metrics.jsonl).
 
     uv run --frozen python bench/bench_train.py --steps 30 --image-size 128 --batch-size 32
 """
@@ -31,10 +33,16 @@ from ns_data.shard_set import ShardSet
 from ns_data.sharding import ShardConfig, shard_images
 from ns_train.config import NoiseConfig, OptimConfig, TrainConfig
 from ns_train.data import TrainInputs
+from ns_train.metrics import read_metrics
 from ns_train.trainer import train
 
+Rates = tuple[float, float]
+"""Images/s end to end, and steady (steps 10 … last)."""
 
-def plain_loop(shards: Path, args: argparse.Namespace) -> float:
+WARM_STEPS = 10
+
+
+def plain_loop(shards: Path, args: argparse.Namespace) -> Rates:
     """Images/s of a hand-written timm loop over the same shards."""
     started = time.perf_counter()
     transform = v2.Compose(
@@ -69,12 +77,18 @@ def plain_loop(shards: Path, args: argparse.Namespace) -> float:
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        if step == WARM_STEPS:
+            warm = time.perf_counter()
         if step == args.steps:
             break
-    return args.steps * args.batch_size / (time.perf_counter() - started)
+    ended = time.perf_counter()
+    return (
+        args.steps * args.batch_size / (ended - started),
+        (args.steps - WARM_STEPS) * args.batch_size / (ended - warm),
+    )
 
 
-def ns_train(shards: Path, backend: str, out: Path, args: argparse.Namespace) -> float:
+def ns_train(shards: Path, backend: str, out: Path, args: argparse.Namespace) -> Rates:
     """Images/s of `ns_train.trainer.train` on the same shards."""
     per_epoch = len(ShardSet(shards)) // args.batch_size
     config = TrainConfig(
@@ -91,7 +105,14 @@ def ns_train(shards: Path, backend: str, out: Path, args: argparse.Namespace) ->
     )
     started = time.perf_counter()
     result = train(config, TrainInputs(labeled=shards), out, show_progress=False)
-    return result.steps * args.batch_size / (time.perf_counter() - started)
+    ended = time.perf_counter()
+    times = {
+        r["step"]: r["time"] for r in read_metrics(out / "metrics.jsonl") if r["kind"] == "train"
+    }
+    steady = (
+        (result.steps - WARM_STEPS) * args.batch_size / (times[result.steps] - times[WARM_STEPS])
+    )
+    return result.steps * args.batch_size / (ended - started), steady
 
 
 def main() -> None:
@@ -125,9 +146,14 @@ def main() -> None:
     print(
         f"\n{args.model} at {args.image_size} px, batch {args.batch_size}, {args.steps} steps, {args.workers} workers, fp32 channels-last, CPU\n"
     )
-    print("| loop | images/s | vs plain |\n| --- | ---: | ---: |")
-    for name, rate in rows:
-        print(f"| {name} | {rate:.1f} | {rate / rows[0][1]:.2f}× |")
+    print("| loop | images/s end to end | vs plain | images/s steady | vs plain |")
+    print("| --- | ---: | ---: | ---: | ---: |")
+    (plain_total, plain_steady) = rows[0][1]
+    for name, (total, steady) in rows:
+        print(
+            f"| {name} | {total:.1f} | {total / plain_total:.2f}× "
+            f"| {steady:.1f} | {steady / plain_steady:.2f}× |"
+        )
 
 
 if __name__ == "__main__":
