@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from ns_data.digits import DigitsSplits, write_digits
+from ns_data.errors import DataError
 from ns_data.pseudo_labels import SUFFIX, PseudoLabels
 from ns_data.shard_set import ShardSet
 from ns_train.config import TrainConfig
@@ -73,6 +74,15 @@ def test_every_sample_gets_topk_labels_and_the_teacher_id(
     summary = json.loads((labels / "summary.json").read_text())
     assert summary["samples"] == len(data) and summary["unreadable"] == 0
     assert (labels / "pseudo_labels.png").stat().st_size > 0
+
+
+def test_a_rank_loads_only_its_shards_labels(labels: Path, sets: DigitsSplits) -> None:
+    part = ShardSet.for_rank(sets.unlabeled, 1, 2)
+    tars = [part.manifest.shards[n].tar for n in part.shard_numbers]
+    store = PseudoLabels(labels, tars)
+    assert (store.sample_id == part.table.sample_id).all()
+    with pytest.raises(DataError, match=r"has no nowhere-000000\.labels\.safetensors"):
+        PseudoLabels(labels, ["nowhere-000000.tar"])
 
 
 def test_the_unnoised_teacher_labels_identically_twice(

@@ -93,11 +93,21 @@ def read_top1(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 class PseudoLabels:
-    """All pseudo labels of a folder, joined by global sample id."""
+    """The pseudo labels of a folder, joined by global sample id: all of them, or (`tars`) only
+    those of some source shards, as a rank that reads only its own shards needs."""
 
-    def __init__(self, directory: str | Path) -> None:
+    def __init__(self, directory: str | Path, tars: list[str] | None = None) -> None:
         self.directory = Path(directory)
-        files = sorted(self.directory.glob(f"*{SUFFIX}"))
+        if tars is None:
+            files = sorted(self.directory.glob(f"*{SUFFIX}"))
+        else:
+            files = [labels_file(self.directory, tar) for tar in tars]
+            missing = [f.name for f in files if not f.exists()]
+            if missing:
+                raise DataError(
+                    f"{self.directory} has no {missing[0]} ({len(missing)} shard(s) unlabeled): "
+                    "finish `ns label` on the set"
+                )
         if not files:
             raise DataError(f"{self.directory} holds no pseudo labels; make them with `ns label`")
         try:

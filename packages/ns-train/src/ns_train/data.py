@@ -119,15 +119,16 @@ class JobData:
         per_rank = config.batch_size // runtime.world_size
         if inputs.pseudo_labels is None:
             raise TrainError("a student needs --pseudo-labels (the folder `ns label` wrote)")
-        self.pseudo = PseudoLabels(inputs.pseudo_labels)
+        assert inputs.unlabeled is not None
+        unlabeled_set = ShardSet.for_rank(inputs.unlabeled, runtime.rank, runtime.world_size)
+        tars = [unlabeled_set.manifest.shards[n].tar for n in unlabeled_set.shard_numbers]
+        self.pseudo = PseudoLabels(inputs.pseudo_labels, tars)  # only this rank's shards
         if self.pseudo.teacher.class_names != self.class_names:
             raise TrainError(
                 f"{inputs.pseudo_labels} was made by a teacher with classes "
                 f"{self.pseudo.teacher.class_names[:5]}…, the labeled set has {self.class_names[:5]}…; "
                 "relabel with a teacher trained on these classes"
             )
-        assert inputs.unlabeled is not None
-        unlabeled_set = ShardSet.for_rank(inputs.unlabeled, runtime.rank, runtime.world_size)
         copies = load_plan(inputs.plan, unlabeled_set.total_samples) if inputs.plan else None
         self.unlabeled = ImageLoader(
             unlabeled_set,
