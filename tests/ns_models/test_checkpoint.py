@@ -18,6 +18,8 @@ from ns_models import (
     save_checkpoint,
 )
 
+from .conftest import random_head
+
 NAME = "tinynet_e"
 
 
@@ -37,7 +39,7 @@ def make_config(**changes: object) -> CheckpointConfig:
 @pytest.fixture
 def trained() -> nn.Module:
     torch.manual_seed(0)
-    model = build_model(NAME, 3, noise=NoiseConfig(0.3, 0.1))
+    model = random_head(build_model(NAME, 3, noise=NoiseConfig(0.3, 0.1)))
     with torch.no_grad():  # move BN statistics off their defaults
         model(torch.randn(4, 3, 64, 64))
     return model

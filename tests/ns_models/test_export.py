@@ -8,12 +8,14 @@ import torch
 
 from ns_models import ModelError, build_model, export_onnx
 
+from .conftest import random_head
+
 ort = pytest.importorskip("onnxruntime")
 
 
 def test_onnx_matches_pytorch(tmp_path: Path) -> None:
     torch.manual_seed(0)
-    model = build_model("tinynet_e", 10).train()
+    model = random_head(build_model("tinynet_e", 10)).train()
     path = export_onnx(model, tmp_path / "model.onnx", 64)
     assert model.training  # the caller's mode is restored
     assert sorted(p.name for p in tmp_path.iterdir()) == ["model.onnx"]

@@ -6,11 +6,13 @@ from torch import nn
 
 from ns_models import build_model, student_mode, teacher_mode
 
+from .conftest import random_head
+
 
 @pytest.fixture(scope="module")
 def model() -> nn.Module:
     torch.manual_seed(0)
-    return build_model("efficientnet_b0", 10)
+    return random_head(build_model("efficientnet_b0", 10))
 
 
 def test_teacher_mode_is_deterministic(model: nn.Module) -> None:

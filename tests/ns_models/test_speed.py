@@ -4,6 +4,8 @@ import torch
 
 from ns_models import SpeedConfig, apply_speed_knobs, autocast, build_model, prepare_images, unwrap
 
+from .conftest import random_head
+
 
 def test_knobs_off_by_default() -> None:
     model = build_model("tinynet_e", 10)
@@ -14,7 +16,7 @@ def test_knobs_off_by_default() -> None:
 
 def test_channels_last_and_bf16() -> None:
     torch.manual_seed(0)
-    model = build_model("tinynet_e", 10).eval()
+    model = random_head(build_model("tinynet_e", 10)).eval()
     images = torch.randn(2, 3, 32, 32)
     with torch.no_grad():
         expected = model(images)

@@ -46,7 +46,20 @@ def test_init_from_other_task_needs_reinit(tmp_path: Path, source: dict) -> None
         build_model(NAME, 10, init_from=path)
     model = build_model(NAME, 10, init_from=path, reinit_classifier=True)
     assert torch.equal(model.conv_stem.weight, source["conv_stem.weight"])
-    assert model.get_classifier().out_features == 10
+    head = model.get_classifier()
+    assert head.out_features == 10 and not head.weight.any() and not head.bias.any()
+
+
+def test_fresh_classifier_starts_at_zero() -> None:
+    """Uniform predictions at first: the first loss is ln(classes), not timm's ~10 for 10 classes."""
+    torch.manual_seed(0)
+    model = build_model(NAME, 10).eval()
+    with torch.no_grad():
+        features = model.forward_head(
+            model.forward_features(torch.randn(2, 3, 64, 64)), pre_logits=True
+        )
+        logits = model(torch.randn(2, 3, 64, 64))
+    assert features.abs().sum() > 0 and torch.equal(logits, torch.zeros(2, 10))
 
 
 def test_pickle_payload_is_refused_without_running(tmp_path: Path) -> None:
