@@ -30,6 +30,9 @@ from skimage import data, transform
 from ns_data.shard_image import Verify
 from ns_data.sharding import ShardConfig, shard_images
 
+SHARD_SIZE = 1000
+"""Samples per `ns shard` tar: several shards, so that the write phase has work for every worker
+(the plain loops write one tar per worker)."""
 PHOTOS = ("astronaut", "coffee", "chelsea", "rocket", "hubble_deep_field", "immunohistochemistry")
 
 
@@ -120,7 +123,8 @@ def main() -> None:
 
 
 def _ns_shard(corpus: Path, out: Path, workers: int, verify: Verify) -> None:
-    shard_images(corpus, out / "set", ShardConfig(workers=workers, verify=verify))
+    config = ShardConfig(workers=workers, verify=verify, max_count=SHARD_SIZE)
+    shard_images(corpus, out / "set", config)
 
 
 if __name__ == "__main__":

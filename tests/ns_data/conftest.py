@@ -81,3 +81,11 @@ def photo_set(tmp_path_factory: pytest.TempPathFactory) -> Path:
         labels.append(label)
     directory = tmp_path_factory.mktemp("sets") / "photos"
     return write_set(directory, images, labels, len(photos), (96, 72))
+
+
+def bogus_sampling(data: bytes) -> bytes:
+    """A JPEG whose markers and sizes are sound but whose first component has sampling factors
+    0: only a decoder notices."""
+    damaged = bytearray(data)
+    damaged[data.index(b"\xff\xc0") + 11] = 0x00  # FF C0, length, precision, H, W, n, id, *HV*
+    return bytes(damaged)

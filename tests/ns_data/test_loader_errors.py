@@ -16,7 +16,7 @@ from ns_data.loader import ImageLoader
 from ns_data.shard_set import ShardSet
 from ns_data.views import View
 
-from .conftest import jpeg, needs_dali, write_set
+from .conftest import bogus_sampling, jpeg, needs_dali, write_set
 
 GOOD = jpeg(np.random.default_rng(0).integers(0, 255, (40, 48, 3), dtype=np.uint8))
 TRUNCATED = GOOD[: len(GOOD) // 2]
@@ -24,13 +24,14 @@ GARBAGE = b"\xff\xd8\xff\xe0" + bytes(np.random.default_rng(1).integers(0, 256, 
 
 
 def _without_frame_header(data: bytes) -> bytes:
-    """A JPEG whose markers look sound but whose SOF0 segment is gone: only a decoder notices."""
+    """A JPEG whose SOF0 segment (size, components) is gone."""
     start = data.index(b"\xff\xc0")
     length = int.from_bytes(data[start + 2 : start + 4], "big")
     return data[:start] + data[start + 2 + length :]
 
 
 NO_FRAME = _without_frame_header(GOOD)
+BOGUS = bogus_sampling(GOOD)
 BAD = {5: TRUNCATED, 12: GARBAGE, 13: b"not an image at all"}
 
 
@@ -49,8 +50,9 @@ def test_structure_check() -> None:
     assert "truncated PNG" in str(structure_problem(png.getvalue()[:-12]))
     assert structure_problem(GARBAGE) is not None
     assert structure_problem(b"GIF89a") == "not a JPEG, PNG or WebP image"
-    assert structure_problem(NO_FRAME) is None  # looks fine; the decoder must tell
-    assert isinstance(checked_decode(NO_FRAME), str)
+    assert "without a frame header" in str(structure_problem(NO_FRAME))
+    assert structure_problem(BOGUS) is None  # looks fine; the decoder must tell
+    assert "Bogus sampling factors" in str(checked_decode(BOGUS))
     assert checked_decode(GOOD).shape == (3, 40, 48)  # type: ignore[union-attr]
 
 
@@ -123,7 +125,7 @@ def test_drop_last_keeps_batches_full(tmp_path: Path, backend: str, train: bool)
 @needs_dali
 def test_dali_recovers_from_a_failed_batch(tmp_path: Path) -> None:
     """A sample only the decoder rejects fails DALI's batch: found, left out, batch re-run."""
-    images = [GOOD] * 10 + [NO_FRAME] + [GOOD] * 13
+    images = [GOOD] * 10 + [BOGUS] + [GOOD] * 13
     shards = ShardSet(write_set(tmp_path / "s", images, [0] * 24, 1, (48, 40)))
     view = View(image_size=32, train=True)
     loader = ImageLoader(shards, view, batch_size=4, backend="dali-cpu", workers=2, seed=1)

@@ -24,6 +24,8 @@ from ns_data.shard_image import UnusableImage, check_image
 from ns_data.shard_set import ShardSet
 from ns_data.sharding import ShardConfig, shard_images
 
+from .conftest import bogus_sampling
+
 
 def image_bytes(width: int, height: int, seed: int, fmt: str = "JPEG") -> bytes:
     pixels = np.random.default_rng(seed).integers(0, 255, (height, width, 3), dtype=np.uint8)
@@ -84,28 +86,13 @@ def test_labeled_set_format_and_manifest(tree: Path, tmp_path: Path) -> None:
     )
 
 
-def _scan_corrupted_jpeg() -> bytes:
-    """A JPEG with a few bytes of its compressed data overwritten so that decoding fails while
-    the header and marker structure stay sound (the first such variant of a fixed series)."""
-    original = image_bytes(64, 64, 0)
-    scan = original.index(b"\xff\xda") + 20
-    rng = np.random.default_rng(1)
-    for _ in range(200):
-        damaged = bytearray(original)
-        for position in rng.integers(scan, len(original) - 2, 10):
-            damaged[position] = rng.integers(0, 255)
-        try:
-            check_image(bytes(damaged))
-        except UnusableImage:
-            return bytes(damaged)
-    raise AssertionError("no variant fails to decode")
-
-
 def test_structure_verify_skips_the_decode(tree: Path, tmp_path: Path) -> None:
     """verify="structure" rejects empty, cut and non-image files like the decode check, but lets
-    damaged compressed data through (the loaders skip such samples when they meet them)."""
-    damaged = _scan_corrupted_jpeg()
+    a JPEG that only a decoder rejects through (the loaders skip such samples when they meet them)."""
+    damaged = bogus_sampling(image_bytes(64, 48, 0))
     assert check_image(damaged, verify="structure").width == 64
+    with pytest.raises(UnusableImage, match="does not decode"):
+        check_image(damaged)
     (tree / "cat/damaged.jpg").write_bytes(damaged)
     decoded = shard_images(tree, tmp_path / "decode", ShardConfig(workers=1))
     structured = shard_images(tree, tmp_path / "structure", ShardConfig(verify="structure"))

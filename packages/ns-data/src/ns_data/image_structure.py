@@ -1,21 +1,33 @@
 """Tell unreadable images apart without decoding them: a structural check costing microseconds.
 
-`structure_problem` walks a JPEG's marker segments up to the scan and looks for the end marker
-(PNG: signature and IEND chunk; WebP: RIFF size). It catches truncated files, garbage and
+`read_header` walks a JPEG's marker segments up to the scan, reads the size from its frame header
+and looks for the end marker (PNG: signature, IHDR size and IEND chunk; WebP: RIFF size). It catches truncated files, garbage and
 non-images; a file that passes can still fail a full decode (`image_check.checked_decode`).
 No torch here: `ns shard` workers use it too.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 _SOI, _EOI = b"\xff\xd8", b"\xff\xd9"
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _PNG_END = b"IEND\xaeB`\x82"
 _STANDALONE = {0x01, *range(0xD0, 0xD8)}  # markers without a length field (TEM, RST0-7)
+_FRAME_MARKERS = set(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}  # SOF0-15 (not DHT, JPG, DAC)
 
 
-def _jpeg_problem(data: bytes) -> str | None:
-    position = 2
+@dataclass(frozen=True, slots=True)
+class ImageHeader:
+    """What the header says: the stored extension and the size (0 × 0 for WebP: not read here)."""
+
+    ext: str
+    width: int
+    height: int
+
+
+def _jpeg_header(data: bytes) -> ImageHeader | str:
+    position, size = 2, (0, 0)
     while position + 4 <= len(data):
         if data[position] != 0xFF:
             return f"no JPEG marker at byte {position}"
@@ -31,22 +43,40 @@ def _jpeg_problem(data: bytes) -> str | None:
         length = int.from_bytes(data[position + 2 : position + 4], "big")
         if length < 2:
             return f"bad JPEG segment length at byte {position}"
+        if marker in _FRAME_MARKERS and length >= 7:  # precision, height, width, ...
+            height = int.from_bytes(data[position + 5 : position + 7], "big")
+            size = (int.from_bytes(data[position + 7 : position + 9], "big"), height)
         if marker == 0xDA:  # start of scan: entropy-coded data follows, then more scans and EOI
             tail = data.rstrip(b"\x00")
             if not tail.endswith(_EOI) or len(tail) <= position + 2 + length:
                 return "truncated JPEG (no end-of-image marker after the scan)"
-            return None
+            if not all(size):
+                return "JPEG without a frame header (or with a zero size) before its scan"
+            return ImageHeader("jpg", *size)
         position += 2 + length
     return "truncated JPEG (ends inside its header)"
 
 
-def structure_problem(data: bytes) -> str | None:
-    """Why `data` cannot be a whole JPEG, PNG or WebP image; None when its structure is sound."""
+def read_header(data: bytes) -> ImageHeader | str:
+    """The header of a whole JPEG, PNG or WebP image, or why `data` cannot be one."""
     if data.startswith(_SOI):
-        return _jpeg_problem(data)
+        return _jpeg_header(data)
     if data.startswith(_PNG_SIGNATURE):
-        return None if data.rstrip(b"\x00").endswith(_PNG_END) else "truncated PNG (no IEND chunk)"
+        if not data.rstrip(b"\x00").endswith(_PNG_END):
+            return "truncated PNG (no IEND chunk)"
+        if data[12:16] != b"IHDR":
+            return "PNG without an IHDR chunk first"
+        width, height = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
+        return ImageHeader("png", width, height) if width and height else "PNG of zero size"
     if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
         declared = int.from_bytes(data[4:8], "little") + 8
-        return None if len(data) >= declared else "truncated WebP (shorter than its RIFF size)"
+        if len(data) < declared:
+            return "truncated WebP (shorter than its RIFF size)"
+        return ImageHeader("webp", 0, 0)
     return "not a JPEG, PNG or WebP image"
+
+
+def structure_problem(data: bytes) -> str | None:
+    """Why `data` cannot be a whole JPEG, PNG or WebP image; None when its structure is sound."""
+    header = read_header(data)
+    return header if isinstance(header, str) else None

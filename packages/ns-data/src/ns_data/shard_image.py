@@ -16,7 +16,7 @@ from typing import Literal
 
 from PIL import Image, UnidentifiedImageError
 
-from ns_data.image_structure import structure_problem
+from ns_data.image_structure import read_header
 
 STORED_FORMATS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp"}
 VERIFY_MODES = ("decode", "structure")
@@ -47,9 +47,12 @@ def check_image(
     if not data:
         raise UnusableImage("empty file")
     if verify == "structure":
-        problem = structure_problem(data)
-        if problem is not None:
-            raise UnusableImage(problem)
+        header = read_header(data)
+        if isinstance(header, str):
+            raise UnusableImage(header)
+        small = max_side is None or max(header.width, header.height) <= max_side
+        if header.width and small:  # no PIL at all (WebP sizes come from PIL below)
+            return CheckedImage(header.ext, header.width, header.height)
     try:
         with Image.open(io.BytesIO(data)) as image:
             ext = STORED_FORMATS.get(image.format or "")

@@ -8,7 +8,7 @@ in flight.
 from __future__ import annotations
 
 import json
-from dataclasses import astuple, dataclass
+from dataclasses import dataclass
 
 from ns_data.output_dir import WORK_DIR, OutputDir
 from ns_data.shard_image import UnusableImage, Verify, check_image
@@ -86,7 +86,8 @@ def scan_chunk(job: ScanJob) -> ScanResult:
             blob += image.data
     if blob:
         job.out.write_atomic(blob_name, bytes(blob))
-    job.out.write_atomic(cache, json.dumps([astuple(r) for r in records]).encode())
+    rows = [[getattr(r, name) for name in ScanRecord.__slots__] for r in records]
+    job.out.write_atomic(cache, json.dumps(rows).encode())
     return ScanResult(records, bytes_read)
 
 
