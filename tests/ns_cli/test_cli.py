@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
+from ns_cli.console import PIPED_WIDTH, report_console
 from ns_cli.main import app
 from ns_data.digits import write_digits
 
@@ -76,3 +77,8 @@ def test_unlabeled_set_as_labeled_data_is_one_line_exit_1(tmp_path: Path, sets) 
 def test_debug_shows_the_traceback(tmp_path: Path) -> None:
     result = ns("eval", "--checkpoint", str(tmp_path / "nope"), "--data", str(tmp_path), debug=True)
     assert result.returncode == 1 and "Traceback" in result.stderr
+
+
+def test_report_tables_are_not_squeezed_when_piped() -> None:
+    """Piped or logged output gets 140 columns, not rich's 80 (the report table needs ~130)."""
+    assert report_console().width == PIPED_WIDTH

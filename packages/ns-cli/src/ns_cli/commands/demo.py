@@ -6,9 +6,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.markdown import Markdown
 
+from ns_cli.console import report_console
 from ns_cli.errors import run_reporting_errors
 from ns_cli.options import Seed
 from ns_train.demo import run_demo
@@ -30,7 +30,7 @@ def demo_command(
 
     Example: ns demo --out runs/demo
     """
-    console = Console()
+    console = report_console()
 
     def main() -> None:
         result = run_demo(

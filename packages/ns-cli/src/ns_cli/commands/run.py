@@ -6,11 +6,11 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.markdown import Markdown
 from rich.markup import escape
 from rich.table import Table
 
+from ns_cli.console import report_console
 from ns_cli.errors import run_reporting_errors
 from ns_train.config_files import overrides_as_dict
 from ns_train.errors import TrainError
@@ -52,7 +52,7 @@ def run_command(
 
     Example: ns run --preset digits-demo --out runs/digits --set iterations=3
     """
-    console = Console()
+    console = report_console()
 
     def main() -> None:
         if list_presets:
