@@ -148,7 +148,7 @@ class ImageLoader:
         if self.drop_last and len(rows) != stop - start:
             raise DataError(
                 f"{shards.directory} was opened without some of rank {self.rank}'s samples: open "
-                f"it whole or with ShardSet.for_rank({self.rank}, {self.world_size})"
+                f"it whole or with ShardSet.for_rank(path, {self.rank}, {self.world_size})"
             )
         return rows if copies is None else np.repeat(rows, copies[ids[rows]].astype(np.int64))
 
