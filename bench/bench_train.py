@@ -3,11 +3,18 @@
 Same model, data, batch, resolution, precision and augmentation (random-resized crop, flip,
 RandAugment(2, 9)); the plain loop reads the same shards with webdataset + PIL + torchvision v2 in
 a DataLoader and steps timm's RMSpropTF. Both are timed end to end over the same number of steps
-on photos of about 500×375 (see bench_shard.build_corpus). Two rates per loop: end to end
+on photos of about 500×375 (see bench_shard.build_corpus), each loop `--repeats` times,
+interleaved, and the median reported. Two rates per loop: end to end
 (start-up, first batches, final checkpoint included) and steady (from step 10 to the last step,
 what a long job runs at; for `ns train` from the times in its metrics.jsonl).
 
-    uv run --frozen python bench/bench_train.py --steps 30 --image-size 128 --batch-size 32
+    uv run --frozen python bench/bench_train.py --steps 60 --image-size 128 --batch-size 32 --repeats 3
+    python bench/bench_train.py --device cuda --bf16 --image-size 224 --batch-size 256 \
+        --workers 16 --files 8000 --steps 100 --peak-tflops 989   # a GPU machine
+
+On a GPU both loops run under bf16 autocast (`--bf16`), `ns train` with DALI on the GPU; the
+fastest loop's FLOP rate is reported against a large bf16 matmul's and, with `--peak-tflops`, the
+datasheet's peak.
 """
 
 from __future__ import annotations
@@ -15,6 +22,7 @@ from __future__ import annotations
 import argparse
 import io
 import os
+import statistics
 import tempfile
 import time
 from pathlib import Path
@@ -26,6 +34,7 @@ import webdataset as wds
 from bench_shard import build_corpus
 from PIL import Image
 from timm.optim import create_optimizer_v2
+from torch.utils.flop_counter import FlopCounterMode
 from torchvision.transforms import v2
 
 from ns_data.loader import resolve_backend
@@ -40,6 +49,7 @@ Rates = tuple[float, float]
 """Images/s end to end, and steady (steps 10 … last)."""
 
 WARM_STEPS = 10
+PLAIN = "plain timm loop (webdataset + PIL + torchvision v2)"
 
 
 def plain_loop(shards: Path, args: argparse.Namespace) -> Rates:
@@ -62,30 +72,62 @@ def plain_loop(shards: Path, args: argparse.Namespace) -> Rates:
         .map(lambda s: (transform(Image.open(io.BytesIO(s["jpg"])).convert("RGB")), int(s["cls"])))
         .repeat()
     )
+    device = torch.device(args.device)
     loader = torch.utils.data.DataLoader(
-        dataset, batch_size=args.batch_size, num_workers=args.workers
+        dataset,
+        batch_size=args.batch_size,
+        num_workers=args.workers,
+        pin_memory=device.type == "cuda",
     )
     model = timm.create_model(args.model, num_classes=10, drop_rate=0.2, drop_path_rate=0.2)
-    model = model.to(memory_format=torch.channels_last).train()
+    model = model.to(device, memory_format=torch.channels_last).train()
     optimizer = create_optimizer_v2(
         model, "rmsproptf", lr=0.002, weight_decay=1e-5, momentum=0.9, eps=1e-3
     )
     for step, (images, labels) in enumerate(loader, start=1):
-        loss = F.cross_entropy(
-            model(images.contiguous(memory_format=torch.channels_last)), labels, label_smoothing=0.1
-        )
+        images = images.to(device, non_blocking=True, memory_format=torch.channels_last)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=args.bf16):
+            logits = model(images)
+        loss = F.cross_entropy(logits.float(), labels.to(device), label_smoothing=0.1)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
         if step == WARM_STEPS:
-            warm = time.perf_counter()
+            warm = finished(device)
         if step == args.steps:
             break
-    ended = time.perf_counter()
+    ended = finished(device)
     return (
         args.steps * args.batch_size / (ended - started),
         (args.steps - WARM_STEPS) * args.batch_size / (ended - warm),
     )
+
+
+def finished(device: torch.device) -> float:
+    """The time once the device has run everything queued so far."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter()
+
+
+def training_flops_per_image(args: argparse.Namespace) -> float:
+    """Forward + backward FLOPs per image (convolutions and matmuls, torch's FLOP counter)."""
+    device = torch.device(args.device)
+    model = timm.create_model(args.model, num_classes=10).to(device).train()
+    images = torch.randn(args.batch_size, 3, args.image_size, args.image_size, device=device)
+    with FlopCounterMode(display=False) as counter:
+        model(images).float().sum().backward()
+    return counter.get_total_flops() / args.batch_size
+
+
+def measured_matmul_tflops(device: torch.device, size: int = 8192, reps: int = 20) -> float:
+    """What a large bf16 matmul reaches on this device: the practical ceiling for the model."""
+    a, b = (torch.randn(size, size, device=device, dtype=torch.bfloat16) for _ in range(2))
+    a @ b
+    started = finished(device)
+    for _ in range(reps):
+        a @ b
+    return 2 * size**3 * reps / (finished(device) - started) / 1e12
 
 
 def ns_train(shards: Path, backend: str, out: Path, args: argparse.Namespace) -> Rates:
@@ -101,7 +143,8 @@ def ns_train(shards: Path, backend: str, out: Path, args: argparse.Namespace) ->
         noise=NoiseConfig(crop_scale=(0.08, 1.0)),
         backend=backend,
         workers=args.workers,
-        device="cpu",
+        device=args.device,
+        bf16=args.bf16,
     )
     started = time.perf_counter()
     result = train(config, TrainInputs(labeled=shards), out, show_progress=False)
@@ -123,6 +166,12 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--model", default="efficientnet_b0")
     parser.add_argument("--workers", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--bf16", action="store_true", help="bf16 autocast in both loops")
+    parser.add_argument(
+        "--peak-tflops", type=float, help="the device's datasheet peak (e.g. 989 for H100 bf16)"
+    )
     parser.add_argument("--cache", type=Path, default=Path(tempfile.gettempdir()) / "ns-bench")
     args = parser.parse_args()
     torch.set_num_threads(os.cpu_count() or 1)
@@ -131,28 +180,47 @@ def main() -> None:
     shards = args.cache / f"shards-{args.files}"
     if not (shards / "manifest.json").exists():
         shard_images(corpus, shards, ShardConfig(max_count=250))
-    rows = [("plain timm loop (webdataset + PIL + torchvision v2)", plain_loop(shards, args))]
-    backends = ["torch"] + (
-        ["dali-cpu"] if resolve_backend("auto", torch.device("cpu")) == "dali-cpu" else []
-    )
+    auto = resolve_backend("auto", torch.device(args.device))
+    backends = ["torch"] + ([auto] if auto != "torch" else [])
+    runs: dict[str, list[Rates]] = {PLAIN: []} | {f"ns train, {b} loader": [] for b in backends}
     with tempfile.TemporaryDirectory() as tmp:
-        for backend in backends:
-            rows.append(
-                (
-                    f"ns train, {backend} loader",
-                    ns_train(shards, backend, Path(tmp) / backend, args),
-                )
-            )
+        for repeat in range(args.repeats):  # interleaved, so drifts of the machine hit every loop
+            runs[PLAIN].append(plain_loop(shards, args))
+            for backend in backends:
+                out = Path(tmp) / f"{backend}-{repeat}"
+                runs[f"ns train, {backend} loader"].append(ns_train(shards, backend, out, args))
+    precision = "bf16 autocast" if args.bf16 else "fp32"
     print(
-        f"\n{args.model} at {args.image_size} px, batch {args.batch_size}, {args.steps} steps, {args.workers} workers, fp32 channels-last, CPU\n"
+        f"\n{args.model} at {args.image_size} px, batch {args.batch_size}, {args.steps} steps, "
+        f"{args.workers} workers, {precision} channels-last, {args.device}; "
+        f"median of {args.repeats} interleaved runs\n"
     )
-    print("| loop | images/s end to end | vs plain | images/s steady | vs plain |")
-    print("| --- | ---: | ---: | ---: | ---: |")
-    (plain_total, plain_steady) = rows[0][1]
-    for name, (total, steady) in rows:
+    print(
+        "| loop | images/s end to end | vs plain | images/s steady | vs plain | steady, all runs |"
+    )
+    print("| --- | ---: | ---: | ---: | ---: | --- |")
+    plain_total, plain_steady = (statistics.median(r) for r in zip(*runs[PLAIN], strict=True))
+    for name, rates in runs.items():
+        total, steady = (statistics.median(r) for r in zip(*rates, strict=True))
+        every = ", ".join(f"{s:.1f}" for _, s in rates)
         print(
             f"| {name} | {total:.1f} | {total / plain_total:.2f}× "
-            f"| {steady:.1f} | {steady / plain_steady:.2f}× |"
+            f"| {steady:.1f} | {steady / plain_steady:.2f}× | {every} |"
+        )
+    flops = training_flops_per_image(args)
+    best = max(statistics.median(s for _, s in rates) for rates in runs.values())
+    achieved = flops * best / 1e12
+    print(
+        f"\ntraining FLOPs per image {flops / 1e9:.2f} G; fastest steady loop {achieved:.3f} TFLOP/s"
+    )
+    if args.device.startswith("cuda"):
+        ceiling = measured_matmul_tflops(torch.device(args.device))
+        print(
+            f"bf16 matmul {ceiling:.0f} TFLOP/s on this GPU: the model reaches {achieved / ceiling:.1%}"
+        )
+    if args.peak_tflops:
+        print(
+            f"of the datasheet's {args.peak_tflops:.0f} TFLOP/s: {achieved / args.peak_tflops:.1%}"
         )
 
 

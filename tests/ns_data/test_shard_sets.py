@@ -81,9 +81,31 @@ def test_labeled_set_format_and_manifest(tree: Path, tmp_path: Path) -> None:
     shards = ShardSet(tmp_path / "out")
     assert len(shards) == 13 and shards.read_image(0) == (tree / "cat/img01.jpg").read_bytes()
     assert sorted(os.listdir(tmp_path / "out")) == sorted(
-        ["manifest.json", "rejected.jsonl"]
+        ["manifest.json", "rejected.jsonl", "labels.npy"]
         + [f"train-00000{i}.{e}" for i in range(3) for e in ("tar", "idx")]
     )
+
+
+def test_label_column_matches_the_cls_members(tree: Path, tmp_path: Path) -> None:
+    """Labels come from one read of `labels.npy`; sets without it read each `.cls` member."""
+    out = tmp_path / "out"
+    shard_images(tree, out, ShardConfig(max_count=5, workers=1))
+    whole = ShardSet(out)
+    from_members = [whole.read_label(row) for row in range(len(whole))]
+    assert whole.labels.tolist() == from_members and set(from_members) == {0, 1}
+    part = ShardSet(out, shards=[1, 2])
+    assert part.labels.tolist() == from_members[5:]
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["labels_file"] == "labels.npy"
+    (out / "manifest.json").write_text(json.dumps({**manifest, "labels_file": None}))
+    assert ShardSet(out).labels.tolist() == from_members
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    np.save(out / "labels.npy", np.zeros(4, dtype=np.int32))
+    with pytest.raises(DataError, match=r"labels\.npy holds int32 \(4,\), not one class per "):
+        _ = ShardSet(out).labels
+    (out / "labels.npy").write_bytes(b"garbage")
+    with pytest.raises(DataError, match=r"labels\.npy is unreadable .*rebuild the set"):
+        _ = ShardSet(out).labels
 
 
 def test_structure_verify_skips_the_decode(tree: Path, tmp_path: Path) -> None:

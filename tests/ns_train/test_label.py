@@ -10,7 +10,9 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
+import torch
 
 from ns_data.digits import DigitsSplits, write_digits
 from ns_data.errors import DataError
@@ -74,6 +76,22 @@ def test_every_sample_gets_topk_labels_and_the_teacher_id(
     summary = json.loads((labels / "summary.json").read_text())
     assert summary["samples"] == len(data) and summary["unreadable"] == 0
     assert (labels / "pseudo_labels.png").stat().st_size > 0
+
+
+def test_dense_targets_follow_the_top_k_of_each_id(labels: Path) -> None:
+    store = PseudoLabels(labels)
+    ids = store.sample_id[[5, 0, 17]]  # any order, host numpy or tensor
+    soft = store.dense(torch.from_numpy(ids))
+    rows = store.rows_of(ids)
+    assert soft.shape == (3, store.num_classes) and torch.allclose(soft.sum(1), torch.ones(3))
+    classes = torch.from_numpy(store.topk_class[rows].astype("int64"))
+    probs = torch.from_numpy(store.topk_prob[rows].astype("float32"))
+    assert torch.allclose(soft.gather(1, classes), probs / probs.sum(1, keepdim=True))
+    hard = store.dense(ids, hard=True)
+    assert torch.equal(hard.gather(1, classes[:, :1]), torch.ones(3, 1))
+    assert torch.equal(hard.sum(1), torch.ones(3))
+    with pytest.raises(DataError, match="has no pseudo label"):
+        store.dense(np.array([10**9]))
 
 
 def test_a_rank_loads_only_its_shards_labels(labels: Path, sets: DigitsSplits) -> None:

@@ -16,7 +16,7 @@ from ns_models import load_checkpoint
 from ns_train.config import TrainConfig, from_dict
 from ns_train.data import TrainInputs
 from ns_train.errors import TrainError
-from ns_train.metrics import read_metrics
+from ns_train.metrics import RunningMeans, read_metrics
 from ns_train.trainer import TrainResult, train
 
 from .conftest import tiny_config
@@ -52,6 +52,14 @@ def test_student_trains_on_labeled_and_pseudo_labeled(
     assert records and records[-1]["loss_pseudo"] > 0 and records[-1]["loss_labeled"] > 0
     unlabeled_batches = len(ShardSet(digits.unlabeled)) // (16 * 2)
     assert result.steps == math.ceil(0.2 * unlabeled_batches)
+
+
+def test_running_means_read_once_per_log_line() -> None:
+    means = RunningMeans()
+    for value in (1.0, 2.0, 6.0):
+        means.add(loss=torch.tensor(value), part=torch.tensor(value * 2))
+    assert means.pop() == {"loss": 3.0, "part": 6.0}
+    assert means.pop() == {}
 
 
 def test_unlabeled_set_is_refused_as_labeled_data(tmp_path: Path, digits: DigitsSplits) -> None:

@@ -37,7 +37,9 @@ LoaderState = dict[str, int | str | bytes | None]
 
 @dataclass(frozen=True, slots=True)
 class Batch:
-    """Images (N,3,H,W float, normalized), class labels (-1 if unlabeled) and global sample ids."""
+    """Images (N,3,H,W float, normalized) and class labels (-1 if unlabeled) on the loader's
+    device; global sample ids on the host, where the stores they index live (reading them back
+    from a GPU would wait for it every step)."""
 
     images: torch.Tensor
     labels: torch.Tensor
@@ -227,8 +229,8 @@ class ImageLoader:
             images = images.to(torch.bfloat16)
         return Batch(
             images=images.to(self.device, non_blocking=True),
-            labels=torch.from_numpy(self._labels[rows]).to(self.device),
-            sample_ids=torch.from_numpy(self.shards.table.sample_id[rows]).to(self.device),
+            labels=torch.from_numpy(self._labels[rows]).to(self.device, non_blocking=True),
+            sample_ids=torch.from_numpy(self.shards.table.sample_id[rows]),
         )
 
     def state_dict(self) -> LoaderState:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
+
+import numpy as np
 
 from ns_data import __version__
 from ns_data.atomic import write_json
@@ -14,6 +17,15 @@ from ns_data.errors import DataError
 
 MANIFEST_NAME = "manifest.json"
 FORMAT = "ns-shards/1"
+LABELS_NAME = "labels.npy"
+"""A labeled set's class of every sample, in sample id order (int32 .npy): read once at open."""
+
+
+def label_column(labels: Sequence[int]) -> bytes:
+    """The bytes of `LABELS_NAME` for these class indices (one per sample, in id order)."""
+    buffer = io.BytesIO()
+    np.save(buffer, np.asarray(labels, dtype=np.int32), allow_pickle=False)
+    return buffer.getvalue()
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,6 +79,8 @@ class Manifest:
     ns_version: str = __version__
     format: str = FORMAT
     extra: dict[str, Any] = field(default_factory=dict)
+    labels_file: str | None = None
+    """`LABELS_NAME` when the set has one (sets written before it read `.cls` members instead)."""
 
     @property
     def num_samples(self) -> int:
@@ -117,6 +131,7 @@ class Manifest:
                 ns_version=raw["ns_version"],
                 format=raw["format"],
                 extra=raw.get("extra", {}),
+                labels_file=raw.get("labels_file"),
             )
         except (KeyError, TypeError, json.JSONDecodeError) as err:
             raise DataError(

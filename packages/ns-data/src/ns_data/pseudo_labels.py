@@ -150,13 +150,28 @@ class PseudoLabels:
         """Each sample's most likely class (int32) and its probability (float16), in id order."""
         return self.topk_class[:, 0], self.topk_prob[:, 0]
 
-    def dense(self, sample_ids: torch.Tensor, *, hard: bool = False) -> torch.Tensor:
-        """Targets [B, C] for a batch: the top-k probabilities renormalized, or one-hot of the top-1."""
-        rows = self.rows_of(sample_ids.cpu().numpy())
+    def dense(
+        self,
+        sample_ids: torch.Tensor | np.ndarray,
+        *,
+        hard: bool = False,
+        device: torch.device | str = "cpu",
+    ) -> torch.Tensor:
+        """Targets [B, C] on `device` for a batch: the top-k probabilities renormalized, or one-hot
+        of the top-1. Built on the host from host ids and copied without waiting (no GPU sync)."""
+        ids = sample_ids.numpy() if isinstance(sample_ids, torch.Tensor) else sample_ids
+        rows = self.rows_of(ids)
         classes = torch.from_numpy(self.topk_class[rows].astype(np.int64))
         out = torch.zeros(len(rows), self.num_classes)
         if hard:
-            return out.scatter_(1, classes[:, :1], 1.0).to(sample_ids.device)
+            out.scatter_(1, classes[:, :1], 1.0)
+        else:
+            out.scatter_(1, classes, torch.from_numpy(self.topk_prob[rows].astype(np.float32)))
+            out /= out.sum(1, keepdim=True).clamp_min(1e-12)
+        device = torch.device(device)
+        if device.type == "cuda":
+            out = out.pin_memory()
+        return out.to(device, non_blocking=True)
         probs = torch.from_numpy(self.topk_prob[rows].astype(np.float32))
         out.scatter_(1, classes, probs)
         return (out / out.sum(1, keepdim=True).clamp_min(1e-12)).to(sample_ids.device)

@@ -140,11 +140,27 @@ class ShardSet:
 
     @functools.cached_property
     def labels(self) -> np.ndarray:
-        """Every row's class index (int64; -1 when unlabeled), read once."""
-        labels = np.full(len(self), -1, dtype=np.int64)
-        for row in np.flatnonzero(self.table.label_offset >= 0).tolist():
-            labels[row] = self.read_label(row)
-        return labels
+        """Every row's class index (int64; -1 when unlabeled), read once: from the set's label
+        column when it has one, else from each sample's `.cls` member (one read per sample)."""
+        name = self.manifest.labels_file
+        if name is None:
+            labels = np.full(len(self), -1, dtype=np.int64)
+            for row in np.flatnonzero(self.table.label_offset >= 0).tolist():
+                labels[row] = self.read_label(row)
+            return labels
+        path = self.directory / name
+        try:
+            column = np.load(path, mmap_mode="r", allow_pickle=False)
+        except (OSError, ValueError) as err:
+            raise DataError(
+                f"{path} is unreadable ({err}); rebuild the set with `ns shard`"
+            ) from None
+        if column.shape != (self.total_samples,) or column.dtype.kind != "i":
+            raise DataError(
+                f"{path} holds {column.dtype} {column.shape}, not one class per sample of the "
+                f"{self.total_samples} in the set; rebuild the set with `ns shard --overwrite`"
+            )
+        return np.asarray(column[self.table.sample_id], dtype=np.int64)
 
     def close(self) -> None:
         for fd in self._files.values():

@@ -18,7 +18,7 @@ from typing import BinaryIO
 from ns_data.atomic import atomic_path
 from ns_data.dali_index import Component, format_index
 from ns_data.errors import DataError
-from ns_data.manifest import ImageStats, Manifest, ShardInfo
+from ns_data.manifest import LABELS_NAME, ImageStats, Manifest, ShardInfo, label_column
 
 IMAGE_EXTS = ("jpg", "png", "webp")
 _KEY_RE = re.compile(r"^[A-Za-z0-9_\-/]+$")
@@ -149,6 +149,7 @@ class ShardSetWriter:
         self._next_id = first_id
         self._shards: list[ShardInfo] = []
         self._class_counts = [0] * len(self.classes)
+        self._labels: list[int] = []
         self._sizes = _Sizes()
         self._buffer = io.BytesIO()
         self._tar: TarBuilder | None = None
@@ -180,6 +181,7 @@ class ShardSetWriter:
         if self.labeled:
             assert label is not None
             self._class_counts[label] += 1
+            self._labels.append(label)
         self._sizes.widths.append(size[0])
         self._sizes.heights.append(size[1])
         sample_id = self._next_id
@@ -216,6 +218,9 @@ class ShardSetWriter:
         self._finish_shard()
         if not self._shards:
             raise DataError(f"no samples were written to {self.out_dir}: the source is empty")
+        if self.labeled:
+            with atomic_path(self.out_dir / LABELS_NAME) as tmp:
+                tmp.write_bytes(label_column(self._labels))
         manifest = Manifest(
             name=self.prefix,
             classes=self.classes,
@@ -224,6 +229,7 @@ class ShardSetWriter:
             class_counts=self._class_counts if self.labeled else [],
             image_stats=self._sizes.stats(),
             source=self.source,
+            labels_file=LABELS_NAME if self.labeled else None,
         )
         manifest.save(self.out_dir)
         return manifest

@@ -35,7 +35,14 @@ from rich.progress import Progress
 
 from ns_data import __version__
 from ns_data.errors import DataError
-from ns_data.manifest import MANIFEST_NAME, ImageStats, Manifest, ShardInfo
+from ns_data.manifest import (
+    LABELS_NAME,
+    MANIFEST_NAME,
+    ImageStats,
+    Manifest,
+    ShardInfo,
+    label_column,
+)
 from ns_data.output_dir import REJECTED_NAME, WORK_DIR, OutputDir
 from ns_data.progress import image_progress
 from ns_data.shard_image import VERIFY_MODES, Verify
@@ -153,6 +160,9 @@ def shard_images(
     lines = [json.dumps({"file": r.origin, "reason": r.reason}) + "\n" for r in rejected]
     output.write_atomic(REJECTED_NAME, "".join(lines).encode())
     output.remove_stale_shards({name for s in manifest.shards for name in (s.tar, s.index)})
+    output.remove(LABELS_NAME)
+    if manifest.labeled:
+        output.write_atomic(LABELS_NAME, label_column([item.label for item, _ in accepted]))
     output.write_atomic(MANIFEST_NAME, manifest.to_json().encode())
     output.remove(WORK_DIR)
     return ShardReport(
@@ -302,6 +312,7 @@ def _manifest(
         source=src.description,
         ns_version=__version__,
         extra={"rejected": rejected, "options": options},
+        labels_file=LABELS_NAME if src.classes is not None else None,
     )
 
 

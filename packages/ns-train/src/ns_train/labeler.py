@@ -165,7 +165,7 @@ def label(
             ):
                 task = progress.add_task("label", total=len(data), info="")
                 for batch in loader:
-                    writer.add(batch.images, batch.sample_ids.cpu().numpy())
+                    writer.add(batch.images, batch.sample_ids.numpy())
                     labeled += len(batch.images)
                     rate = labeled * runtime.world_size / (time.perf_counter() - started)
                     progress.update(task, advance=len(batch.images), info=f"{rate:.0f} img/s")

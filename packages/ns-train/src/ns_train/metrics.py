@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import torch
 from torch.utils.tensorboard import SummaryWriter
 
 from ns_data.atomic import atomic_path
@@ -44,6 +45,30 @@ class MetricsLog:
     def close(self) -> None:
         if self._board is not None:
             self._board.close()
+
+
+class RunningMeans:
+    """Per-step values summed where they were computed (a GPU, say) and read back only when
+    logged: one device-to-host copy per log line instead of a wait on every step."""
+
+    def __init__(self) -> None:
+        self._sums: dict[str, torch.Tensor] = {}
+        self._count = 0
+
+    def add(self, **values: torch.Tensor) -> None:
+        for name, value in values.items():
+            value = value.detach().float()
+            self._sums[name] = self._sums[name] + value if name in self._sums else value
+        self._count += 1
+
+    def pop(self) -> dict[str, float]:
+        """The means since the last `pop` (or the start); empty when nothing was added."""
+        if not self._count:
+            return {}
+        sums = torch.stack(list(self._sums.values())).tolist()
+        means = {name: total / self._count for name, total in zip(self._sums, sums, strict=True)}
+        self._sums, self._count = {}, 0
+        return means
 
 
 def read_metrics(path: Path) -> list[dict[str, Any]]:

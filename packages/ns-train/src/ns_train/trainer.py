@@ -39,7 +39,7 @@ from ns_train.data import JobData, TrainInputs
 from ns_train.errors import TrainError
 from ns_train.evaluate import EvalResult, evaluate_model
 from ns_train.freezing import freeze, keep_statistics, shallow_modules
-from ns_train.metrics import MetricsLog
+from ns_train.metrics import MetricsLog, RunningMeans
 from ns_train.optim import build_optimizer, build_schedule
 from ns_train.plots import plot_training
 from ns_train.progress import job_progress
@@ -54,6 +54,8 @@ from ns_train.state import (
 )
 
 CHECKPOINT_DIR = "checkpoint"
+LOG_EVERY = 10
+"""Steps between `metrics.jsonl` lines (loss averaged over them) and loss updates on the bar."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -171,7 +173,7 @@ class Job:
             self.config,
             max(1, round(self.config.eval_every * self.steps_per_epoch)),
         )
-        images, started = 0, time.perf_counter()
+        images, started, losses, shown = 0, time.perf_counter(), RunningMeans(), ""
         with job_progress(enabled=show_progress and self.runtime.is_main) as progress:
             task = progress.add_task(
                 self._role(), total=self.total_steps, completed=self.step, info=""
@@ -181,19 +183,21 @@ class Job:
                 for labeled, unlabeled in self.data.steps():
                     if self.step >= self.total_steps:
                         break
-                    loss, parts = self.train_step(labeled, unlabeled)
+                    losses.add(**self.train_step(labeled, unlabeled))
                     images += len(labeled.images) + (len(unlabeled.images) if unlabeled else 0)
                     rate = images * self.runtime.world_size / (time.perf_counter() - started)
-                    progress.update(task, advance=1, info=f"{rate:.0f} img/s  loss {loss:.3f}")
-                    if self.step % 10 == 0 or self.step == self.total_steps:
+                    if self.step % LOG_EVERY == 0 or self.step == self.total_steps:
+                        means = losses.pop()
+                        means["loss"] = self._mean(means["loss"])
+                        shown = f"  loss {means['loss']:.3f}"
                         log.log(
                             "train",
                             self.step,
-                            loss=self._mean(loss),
                             lr=self.schedule.get_last_lr()[0],
                             images_per_s=rate,
-                            **parts,
+                            **means,
                         )
+                    progress.update(task, advance=1, info=f"{rate:.0f} img/s{shown}")
                     if self.data.eval is not None and (
                         self.step % every_eval == 0 or self.step == self.total_steps
                     ):
@@ -236,17 +240,18 @@ class Job:
     def eval_model(self) -> torch.nn.Module:
         return self.ema.module if self.ema is not None else self.model
 
-    def train_step(self, labeled: Batch, unlabeled: Batch | None) -> tuple[float, dict[str, float]]:
-        """One optimizer step; returns this rank's loss and its parts."""
+    def train_step(self, labeled: Batch, unlabeled: Batch | None) -> dict[str, torch.Tensor]:
+        """One optimizer step; returns this rank's loss and its parts, as tensors on the device
+        (reading them here would make the host wait for the GPU every step)."""
         autocast = (
             torch.autocast(self.runtime.device.type, dtype=torch.bfloat16)
             if self.config.bf16
             else contextlib.nullcontext()
         )
         with autocast:
-            loss, parts = _loss(self.step_model, labeled, unlabeled, self.data, self.config)
+            parts = _loss(self.step_model, labeled, unlabeled, self.data, self.config)
         self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
+        parts["loss"].backward()
         if self.config.optim.grad_clip:
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), self.config.optim.grad_clip)
         self.optimizer.step()
@@ -254,7 +259,7 @@ class Job:
         self.step += 1
         if self.ema is not None:
             self.ema.update(self.model, step=self.step)
-        return float(loss.detach()), parts
+        return parts
 
     def _mean(self, value: float) -> float:
         """`value` averaged over ranks (metrics are logged once, for the whole job)."""
@@ -323,22 +328,24 @@ def _loss(
     unlabeled: Batch | None,
     data: JobData,
     config: TrainConfig,
-) -> tuple[torch.Tensor, dict[str, float]]:
-    """Labeled CE with smoothing, plus CE against the pseudo labels, from one forward pass."""
+) -> dict[str, torch.Tensor]:
+    """Labeled CE with smoothing, plus CE against the pseudo labels, from one forward pass:
+    `loss` and, for a student, its parts `loss_labeled` and `loss_pseudo`."""
     if unlabeled is None:
         logits = model(labeled.images)
         loss = F.cross_entropy(
             logits.float(), labeled.labels, label_smoothing=config.label_smoothing
         )
-        return loss, {}
+        return {"loss": loss}
     assert data.pseudo is not None
     logits = model(torch.cat([labeled.images, unlabeled.images]))
     logits_l, logits_u = logits.float().split([len(labeled.images), len(unlabeled.images)])
     loss_l = F.cross_entropy(logits_l, labeled.labels, label_smoothing=config.label_smoothing)
-    targets = data.pseudo.dense(unlabeled.sample_ids, hard=not config.soft_labels)
+    targets = data.pseudo.dense(
+        unlabeled.sample_ids, hard=not config.soft_labels, device=logits_u.device
+    )
     loss_u = -(targets * F.log_softmax(logits_u, dim=1)).sum(1).mean()
-    parts = {"loss_labeled": float(loss_l.detach()), "loss_pseudo": float(loss_u.detach())}
-    return loss_l + loss_u, parts
+    return {"loss": loss_l + loss_u, "loss_labeled": loss_l, "loss_pseudo": loss_u}
 
 
 def _finite(values: dict[str, object]) -> dict[str, object]:
