@@ -110,7 +110,7 @@ class TorchRunner:
             num_workers=workers,
             collate_fn=_collate,
             pin_memory=pin_memory,
-            prefetch_factor=4 if workers else None,
+            prefetch_factor=2 if workers else None,  # batches queued per worker (shared memory)
             persistent_workers=workers > 0,
         )
 

@@ -187,8 +187,7 @@ class Job:
                     images += len(labeled.images) + (len(unlabeled.images) if unlabeled else 0)
                     rate = images * self.runtime.world_size / (time.perf_counter() - started)
                     if self.step % LOG_EVERY == 0 or self.step == self.total_steps:
-                        means = losses.pop()
-                        means["loss"] = self._mean(means["loss"])
+                        means = self._mean(losses.pop())
                         shown = f"  loss {means['loss']:.3f}"
                         log.log(
                             "train",
@@ -261,13 +260,14 @@ class Job:
             self.ema.update(self.model, step=self.step)
         return parts
 
-    def _mean(self, value: float) -> float:
-        """`value` averaged over ranks (metrics are logged once, for the whole job)."""
+    def _mean(self, values: dict[str, float]) -> dict[str, float]:
+        """`values` averaged over ranks (metrics are logged once, for the whole job)."""
         if not self.runtime.distributed:
-            return value
-        tensor = torch.tensor([value], device=self.runtime.device)
+            return values
+        tensor = torch.tensor(list(values.values()), device=self.runtime.device)
         dist.all_reduce(tensor)
-        return float(tensor) / self.runtime.world_size
+        totals = tensor.tolist()
+        return {k: v / self.runtime.world_size for k, v in zip(values, totals, strict=True)}
 
     def snapshot(self) -> Snapshot:
         return Snapshot(
