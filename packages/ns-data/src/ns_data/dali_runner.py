@@ -96,8 +96,11 @@ class DaliRunner:
         loader = self.loader
         gpu = loader.backend == "dali-gpu"
         index = loader.device.index
-        with warnings.catch_warnings():  # the source is ours: we restart it ourselves on restore
-            warnings.filterwarnings("ignore", message="Checkpointing enabled in a pipeline")
+        # Recorded, not shown: DALI warns that our source is not checkpointed (we restart it
+        # ourselves on restore) and, forcing its warnings on, that its own auto_aug uses
+        # deprecated aliases. Any other warning is passed on below.
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
             self._pipe = view_pipeline(
                 lambda: self._feed(),  # type: ignore[misc]
                 loader.view,
@@ -115,6 +118,11 @@ class DaliRunner:
             )
             self._feed = feed
             self._pipe.build()
+        for warning in caught:
+            if not _dali_notice(warning):
+                warnings.warn_explicit(
+                    warning.message, warning.category, warning.filename, warning.lineno
+                )
 
     def state(self) -> bytes | None:
         """DALI's checkpoint after the last batch handed out (None before the first)."""
@@ -171,6 +179,16 @@ class DaliRunner:
         self._pipe = None
         self._build(retry)
         return retry
+
+
+def _dali_notice(warning: warnings.WarningMessage) -> bool:
+    """A warning building our pipeline always gives: a deprecated alias inside DALI, or the
+    external source not being checkpointed."""
+    text = str(warning.message)
+    deprecated = (
+        issubclass(warning.category, DeprecationWarning) and "nvidia/dali" in warning.filename
+    )
+    return deprecated or "Checkpointing enabled in a pipeline" in text
 
 
 def _to_torch(images: Any) -> torch.Tensor:
