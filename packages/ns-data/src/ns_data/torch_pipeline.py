@@ -73,7 +73,9 @@ class _SampleDataset(Dataset[_Item]):
         image = checked_decode(self.shards.read_image(row))
         if isinstance(image, str):
             return None, row, image
-        torch.manual_seed(seed)
+        # The transforms draw from the CPU generator only. `torch.manual_seed` would also queue a
+        # CUDA seeding with a formatted stack trace: 1.4 ms a sample, more than the decode.
+        torch.default_generator.manual_seed(seed)
         return self.transform(image), row, None
 
 
