@@ -5,7 +5,7 @@ crop, RandAugment, flip, normalize) and the same number of workers as DALI has t
 Data: photos of about 500×375 cut from scikit-image's sample photos (random crops and rescales,
 JPEG q90), written once with ShardSetWriter under --data. Not a test: run it by hand.
 
-    uv run --frozen python bench/bench_loader.py --images 2000 --workers 2
+    uv run --frozen python bench/bench_loader.py --images 2000 --workers 2 --repeats 3
     python bench/bench_loader.py --images 20000 --workers 16 --device cuda \
         --backends baseline,torch,dali-gpu          # a GPU machine
 
@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import gc
 import io
+import statistics
 import time
 from collections.abc import Iterable, Sized
 from pathlib import Path
@@ -164,13 +165,15 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=224)
     parser.add_argument("--backends", default="baseline,torch,dali-cpu")
     parser.add_argument("--device", default="cpu", help="where batches go: cpu or cuda")
+    parser.add_argument("--repeats", type=int, default=3)
     args = parser.parse_args()
     directory = write_photos(args.data / str(args.images), args.images)
     print(
         f"{args.images} JPEGs ~500×375 → {args.size} px, batch {args.batch_size}, {args.workers} workers/threads\n"
     )
-    print("| loader | RandAugment | interpolation | images/s | × baseline |")
-    print("|---|---|---|---|---|")
+    print(f"median of {args.repeats} interleaved runs\n")
+    print("| loader | RandAugment | interpolation | images/s | × baseline | each run |")
+    print("|---|---|---|---|---|---|")
     settings = [(0, "nearest"), (2, "nearest"), (2, "bilinear")]
     for n, interpolation in settings:
         view = View(
@@ -179,20 +182,30 @@ def main() -> None:
             randaugment_n=n,
             randaugment_interpolation=interpolation,
         )
-        reference = None
-        for name in args.backends.split(","):
-            if name == "baseline":
-                batches = baseline(directory, view, args.batch_size, args.workers, args.device)
-                speed = reference = rate(batches)
-                label = "webdataset + PIL + torchvision v2 (baseline)"
-            else:
-                batches = ours(directory, view, args.batch_size, args.workers, name, args.device)  # type: ignore[arg-type]
-                speed = rate(batches)
-                label = f"ImageLoader {name}"
+        names = args.backends.split(",")
+        runs: dict[str, list[float]] = {name: [] for name in names}
+        for _ in range(args.repeats):  # interleaved, so drifts of the machine hit every loader
+            for name in names:
+                if name == "baseline":
+                    batches = baseline(directory, view, args.batch_size, args.workers, args.device)
+                else:
+                    batches = ours(
+                        directory, view, args.batch_size, args.workers, name, args.device
+                    )  # type: ignore[arg-type]
+                runs[name].append(rate(batches))
+        reference = statistics.median(runs["baseline"]) if "baseline" in runs else None
+        for name, speeds in runs.items():
+            speed = statistics.median(speeds)
+            label = (
+                "webdataset + PIL + torchvision v2 (baseline)"
+                if name == "baseline"
+                else f"ImageLoader {name}"
+            )
             ratio = f"{speed / reference:.2f}" if reference else "—"
             augment = f"({n}, 9)" if n else "off"
+            every = ", ".join(f"{v:,.0f}" for v in speeds)
             print(
-                f"| {label} | {augment} | {interpolation if n else '—'} | {speed:,.0f} | {ratio} |",
+                f"| {label} | {augment} | {interpolation if n else '—'} | {speed:,.0f} | {ratio} | {every} |",
                 flush=True,
             )
     if any(name.startswith("dali") for name in args.backends.split(",")):
