@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import re
 import tarfile
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
@@ -148,7 +149,6 @@ class ShardSetWriter:
         self.source = source
         self._next_id = first_id
         self._shards: list[ShardInfo] = []
-        self._class_counts = [0] * len(self.classes)
         self._labels: list[int] = []
         self._sizes = _Sizes()
         self._buffer = io.BytesIO()
@@ -180,7 +180,6 @@ class ShardSetWriter:
         self._tar.add(key, ext, image, label if self.labeled else None)
         if self.labeled:
             assert label is not None
-            self._class_counts[label] += 1
             self._labels.append(label)
         self._sizes.widths.append(size[0])
         self._sizes.heights.append(size[1])
@@ -221,12 +220,13 @@ class ShardSetWriter:
         if self.labeled:
             with atomic_path(self.out_dir / LABELS_NAME) as tmp:
                 tmp.write_bytes(label_column(self._labels))
+        counts = Counter(self._labels)
         manifest = Manifest(
             name=self.prefix,
             classes=self.classes,
             labeled=self.labeled,
             shards=self._shards,
-            class_counts=self._class_counts if self.labeled else [],
+            class_counts=[counts[c] for c in range(len(self.classes))],
             image_stats=self._sizes.stats(),
             source=self.source,
             labels_file=LABELS_NAME if self.labeled else None,
