@@ -1,14 +1,16 @@
-"""Runs `dali_pipelines.view_pipeline` for an `ImageLoader`: feeds it our batches, keeps its state.
+"""Runs `dali_pipelines.view_pipeline` for an `ImageLoader`: feeds it our batches and draws.
 
-The pipeline is built once per loader with checkpointing on. After each `run()` the runner keeps
-`pipe.checkpoint()` (~0.3 ms): DALI's checkpoint describes the state after the last output handed
-out, not after its prefetch, so it is exactly what a resumed loader must restore. With the
-dynamic executor DALI never reuses an output buffer, so outputs reach torch through DLPack without
-a copy (GPU outputs stay on the GPU; torch passes its stream and DALI orders the work on it).
+On the CPU the runner keeps one single-threaded pipeline per worker (a lane) and hands batch `b`
+to lane `b % lanes`: DALI's executor leaves its threads idle between the many small ops of
+RandAugment, and independent pipelines fill those gaps (measured: 1.2× one pipeline with as many
+threads). On the GPU one pipeline runs with `workers` threads. The pipelines draw nothing
+(`train_draws` does, per batch), so outputs do not depend on the lanes and a resumed epoch needs
+no DALI state. With the dynamic executor DALI never reuses an output buffer, so outputs reach
+torch through DLPack without a copy (GPU outputs stay on the GPU).
 
-Bad images are kept out of DALI by `image_check.structure_problem` in the feed. Should a batch
-still fail to decode, the runner decodes its samples one by one to find the culprits, rebuilds the
-pipeline from the checkpoint kept before that batch and feeds the batch again without them.
+Bad images are kept out of DALI by a header check in the feed. Should a batch still fail to
+decode, its lane decodes the samples one by one to find the culprits, rebuilds its pipeline and
+feeds that batch again without them.
 """
 
 from __future__ import annotations
@@ -24,10 +26,14 @@ import torch
 
 from ns_data.decoded import Decoded, Spares
 from ns_data.image_check import checked_decode
-from ns_data.image_structure import structure_problem
+from ns_data.image_structure import read_header
+from ns_data.train_draws import draw_batch
 
 if TYPE_CHECKING:
     from ns_data.loader import ImageLoader
+
+_Numbered = list[tuple[int, np.ndarray]]
+"""Batches with their number in the epoch."""
 
 
 @dataclass(slots=True)
@@ -41,154 +47,209 @@ class _Fed:
 
 
 class _Feed:
-    """The external source: encoded bytes and rows of the next batch that has a readable image."""
+    """The external source: encoded bytes, rows and draws of the next batch with a readable image."""
 
-    def __init__(
-        self, loader: ImageLoader, batches: list[np.ndarray], first: int, spares: Spares | None
-    ) -> None:
+    def __init__(self, loader: ImageLoader, batches: _Numbered, spares: Spares | None) -> None:
         self.loader = loader
-        self.pending = iter(enumerate(batches[first:], start=first))
+        self.pending = iter(batches)
         self.spares = spares
         self.in_flight: deque[_Fed] = deque()
 
-    def _problem(self, row: int, data: bytes) -> str | None:
-        return self.loader.bad_rows.get(row) or structure_problem(data)
+    def _read(self, row: int) -> tuple[bytes, tuple[int, int] | str]:
+        data = self.loader.shards.read_image(row)
+        known = self.loader.bad_rows.get(row)
+        header = known or read_header(data)
+        return data, header if isinstance(header, str) else (header.width, header.height)
 
-    def __call__(self) -> tuple[list[np.ndarray], list[np.ndarray]]:
-        read = self.loader.shards.read_image
+    def __call__(self) -> tuple[list[np.ndarray], ...]:
         for number, rows in self.pending:  # ending the loop ends DALI's epoch
-            encoded, kept, rejects = [], [], []
+            encoded, kept, sizes, rejects = [], [], [], []
             for row in rows.tolist():
-                data = read(row)
-                problem = self._problem(row, data)
-                if problem is None:
-                    encoded.append(np.frombuffer(data, dtype=np.uint8))
-                    kept.append(row)
-                else:
-                    rejects.append((row, problem))
+                data, size = self._read(row)
+                if isinstance(size, str):
+                    rejects.append((row, size))
+                    continue
+                encoded.append(np.frombuffer(data, dtype=np.uint8))
+                kept.append(row)
+                sizes.append(size)
             if rejects and self.spares is not None:  # stand-ins keep the batch full
                 for row in self.spares(number):
                     if len(kept) == len(rows):
                         break
-                    data = read(row)
-                    if self._problem(row, data) is None:
+                    data, size = self._read(row)
+                    if not isinstance(size, str):
                         encoded.append(np.frombuffer(data, dtype=np.uint8))
                         kept.append(row)
+                        sizes.append(size)
             if kept:
                 self.in_flight.append(_Fed(number, rejects, np.array(kept, dtype=np.int64)))
-                return encoded, [np.array([r], dtype=np.int64) for r in kept]
+                return self._outputs(number, encoded, kept, np.array(sizes))
             self.in_flight.append(_Fed(number, rejects, skipped=True))
         raise StopIteration
 
-
-class DaliRunner:
-    """One loader's DALI pipeline, built lazily, restored from `checkpoint` when there is one."""
-
-    def __init__(self, loader: ImageLoader, checkpoint: bytes | None = None) -> None:
-        self.loader = loader
-        self.checkpoint = checkpoint
-        self._pipe: Any = None
-        self._feed: _Feed | None = None
-
-    def _build(self, feed: _Feed) -> None:
-        from ns_data.dali_pipelines import view_pipeline
-
+    def _outputs(
+        self, number: int, encoded: list[np.ndarray], kept: list[int], sizes: np.ndarray
+    ) -> tuple[list[np.ndarray], ...]:
+        rows = [np.array([row], dtype=np.int64) for row in kept]
         loader = self.loader
-        gpu = loader.backend == "dali-gpu"
-        index = loader.device.index
-        # Recorded, not shown: DALI warns that our source is not checkpointed (we restart it
-        # ourselves on restore) and, forcing its warnings on, that its own auto_aug uses
-        # deprecated aliases. Any other warning is passed on below.
-        with warnings.catch_warnings(record=True) as caught:
-            warnings.simplefilter("always")
-            self._pipe = view_pipeline(
-                lambda: self._feed(),  # type: ignore[misc]
-                loader.view,
-                gpu,
-                batch_size=loader.batch_size,
-                num_threads=max(1, loader.workers),
-                device_id=(torch.cuda.current_device() if index is None else index)
-                if gpu
-                else None,
-                seed=int(np.random.default_rng([loader.seed, loader.rank]).integers(2**31)),
-                prefetch_queue_depth=2,
-                exec_dynamic=True,
-                enable_checkpointing=True,
-                checkpoint=self.checkpoint,
-            )
-            self._feed = feed
-            self._pipe.build()
-        for warning in caught:
-            if not _dali_notice(warning):
-                warnings.warn_explicit(
-                    warning.message, warning.category, warning.filename, warning.lineno
-                )
+        if not loader.view.train:
+            return encoded, rows
+        rng = np.random.default_rng([loader.seed, loader.rank, loader.epoch, number])
+        draws = draw_batch(loader.view, sizes, rng)
+        crops = (list(draws.crop_anchor), list(draws.crop_shape), list(draws.mirror[:, None]))
+        if not loader.view.randaugment_n:
+            return encoded, rows, *crops
+        return encoded, rows, *crops, list(draws.ops), list(draws.signs)
 
-    def state(self) -> bytes | None:
-        """DALI's checkpoint after the last batch handed out (None before the first)."""
-        return self.checkpoint
 
-    def batches(
-        self, batches: list[np.ndarray], first: int, spares: Spares | None = None
-    ) -> Iterator[Decoded]:
-        """Decode batch `first`, `first + 1`, … of `batches` (`spares`: keep them full)."""
-        feed = _Feed(self.loader, batches, first, spares)
-        if self._pipe is None:
-            self._build(feed)
-        self._feed = feed
-        finished = False
+class _Lane:
+    """One pipeline and the batches it decodes; outputs wait here until their turn."""
+
+    def __init__(self, loader: ImageLoader, threads: int) -> None:
+        self.loader = loader
+        self.threads = threads
+        self.pipe: Any = None
+        self.feed: _Feed | None = None
+        self.batches: _Numbered = []
+        self.spares: Spares | None = None
+        self.ready: deque[Decoded] = deque()
+        self.exhausted = False
+
+    def start(self, batches: _Numbered, spares: Spares | None) -> None:
+        """Feed `batches` from now on (building the pipeline when there is none)."""
+        self.batches, self.spares = batches, spares
+        self.feed = _Feed(self.loader, batches, spares)
+        self.ready.clear()
+        self.exhausted = False
+        if self.pipe is None:
+            self._build()
+
+    def take(self, number: int) -> Decoded:
+        """Batch `number`, which must be this lane's next one."""
+        assert self.feed is not None
+        while True:
+            if self.ready and self.ready[0].number == number:
+                return self.ready.popleft()
+            in_flight = self.feed.in_flight
+            if in_flight and in_flight[0].skipped and in_flight[0].number == number:
+                return _skipped(in_flight.popleft())
+            if self.exhausted:
+                raise RuntimeError(f"batch {number} never came out of its DALI pipeline")
+            self._run()
+
+    def finish(self) -> None:
+        """End the epoch: let DALI see the end of the feed, then reset for the next one."""
+        if not self.exhausted:
+            try:
+                self.pipe.run()
+            except StopIteration:
+                pass
+            else:
+                raise RuntimeError("a DALI pipeline gave more batches than it was fed")
+        self.pipe.reset()
+
+    def drop(self) -> None:
+        """Left mid-epoch with outputs queued: build afresh next time."""
+        self.pipe = None
+
+    def _run(self) -> None:
+        assert self.feed is not None
         try:
-            while True:
-                try:
-                    images, rows = self._pipe.run()
-                except StopIteration:
-                    break
-                except RuntimeError as err:
-                    feed = self._recover(batches, spares, feed, err)
-                    continue
-                self.checkpoint = self._pipe.checkpoint()
-                while feed.in_flight[0].skipped:
-                    yield self._skipped(feed.in_flight.popleft())
-                fed = feed.in_flight.popleft()
-                rows = np.array(rows.as_tensor()).reshape(-1)
-                yield Decoded(fed.number, _to_torch(images), rows, fed.rejects)
-            yield from (self._skipped(fed) for fed in feed.in_flight)
-            finished = True
-        finally:
-            if finished:
-                self._pipe.reset()
-            else:  # left mid-epoch with outputs queued: rebuild from `checkpoint` next time
-                self._pipe = None
+            images, rows = self.pipe.run()
+        except StopIteration:
+            self.exhausted = True
+            return
+        except RuntimeError as err:
+            self._recover(err)
+            return
+        in_flight = self.feed.in_flight
+        position = next(i for i, fed in enumerate(in_flight) if not fed.skipped)
+        fed = in_flight[position]
+        del in_flight[position]
+        rows = np.array(rows.as_tensor()).reshape(-1)
+        self.ready.append(Decoded(fed.number, _to_torch(images), rows, fed.rejects))
 
-    @staticmethod
-    def _skipped(fed: _Fed) -> Decoded:
-        return Decoded(fed.number, None, fed.rows, fed.rejects)
-
-    def _recover(
-        self, batches: list[np.ndarray], spares: Spares | None, feed: _Feed, err: RuntimeError
-    ) -> _Feed:
+    def _recover(self, err: RuntimeError) -> None:
         """Find the samples that failed DALI's decode, then rebuild and feed from that batch on."""
-        failed = next(fed for fed in feed.in_flight if not fed.skipped)
+        assert self.feed is not None
+        failed = next(fed for fed in self.feed.in_flight if not fed.skipped)
         read = self.loader.shards.read_image
         results = {row: checked_decode(read(row)) for row in failed.rows.tolist()}
         culprits = {row: result for row, result in results.items() if isinstance(result, str)}
         if not culprits:
             raise err  # not a data problem: DALI's own error is the useful one
         self.loader.bad_rows.update(culprits)
-        retry = _Feed(self.loader, batches, feed.in_flight[0].number, spares)
-        self._pipe = None
-        self._build(retry)
-        return retry
+        restart = self.feed.in_flight[0].number
+        self.pipe = None
+        self.start([(n, rows) for n, rows in self.batches if n >= restart], self.spares)
+
+    def _build(self) -> None:
+        from ns_data.dali_pipelines import view_pipeline
+
+        loader = self.loader
+        gpu = loader.backend == "dali-gpu"
+        index = loader.device.index
+        # Recorded, not shown: DALI, forcing its warnings on, warns that its own auto_aug uses
+        # deprecated aliases. Any other warning is passed on below.
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            self.pipe = view_pipeline(
+                lambda: self.feed(),  # type: ignore[misc]
+                loader.view,
+                gpu,
+                batch_size=loader.batch_size,
+                num_threads=self.threads,
+                device_id=(torch.cuda.current_device() if index is None else index)
+                if gpu
+                else None,
+                prefetch_queue_depth=2,
+                exec_dynamic=True,
+            )
+            self.pipe.build()
+        for warning in caught:
+            if not _dali_notice(warning):
+                warnings.warn_explicit(
+                    warning.message, warning.category, warning.filename, warning.lineno
+                )
+
+
+class DaliRunner:
+    """One loader's DALI pipelines (lanes), built on first use."""
+
+    def __init__(self, loader: ImageLoader) -> None:
+        workers = max(1, loader.workers)
+        gpu = loader.backend == "dali-gpu"
+        count, threads = (1, workers) if gpu else (workers, 1)
+        self.lanes = [_Lane(loader, threads) for _ in range(count)]
+
+    def batches(
+        self, batches: list[np.ndarray], first: int, spares: Spares | None = None
+    ) -> Iterator[Decoded]:
+        """Decode batch `first`, `first + 1`, … of `batches` (`spares`: keep them full)."""
+        count = len(self.lanes)
+        for index, lane in enumerate(self.lanes):
+            numbered = [(n, batches[n]) for n in range(first, len(batches)) if n % count == index]
+            lane.start(numbered, spares)
+        finished = False
+        try:
+            for number in range(first, len(batches)):
+                yield self.lanes[number % count].take(number)
+            for lane in self.lanes:
+                lane.finish()
+            finished = True
+        finally:
+            if not finished:
+                for lane in self.lanes:
+                    lane.drop()
+
+
+def _skipped(fed: _Fed) -> Decoded:
+    return Decoded(fed.number, None, fed.rows, fed.rejects)
 
 
 def _dali_notice(warning: warnings.WarningMessage) -> bool:
-    """A warning building our pipeline always gives: a deprecated alias inside DALI, or the
-    external source not being checkpointed."""
-    text = str(warning.message)
-    deprecated = (
-        issubclass(warning.category, DeprecationWarning) and "nvidia/dali" in warning.filename
-    )
-    return deprecated or "Checkpointing enabled in a pipeline" in text
+    """A warning building our pipeline always gives: a deprecated alias inside DALI."""
+    return issubclass(warning.category, DeprecationWarning) and "nvidia/dali" in warning.filename
 
 
 def _to_torch(images: Any) -> torch.Tensor:

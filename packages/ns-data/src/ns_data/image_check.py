@@ -20,7 +20,9 @@ def checked_decode(data: bytes) -> torch.Tensor | str:
         return problem
     try:
         return decode_image(
-            torch.frombuffer(bytearray(data), dtype=torch.uint8), mode=ImageReadMode.RGB
+            torch.frombuffer(bytearray(data), dtype=torch.uint8),
+            mode=ImageReadMode.RGB,
+            apply_exif_orientation=True,
         )
     except RuntimeError as err:
         return f"decode failed: {str(err).splitlines()[-1][:120]}"

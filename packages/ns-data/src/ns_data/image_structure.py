@@ -1,8 +1,8 @@
 """Tell unreadable images apart without decoding them: a structural check costing microseconds.
 
 `read_header` walks a JPEG's marker segments up to the scan, reads the size from its frame header
-and looks for the end marker (PNG: signature, IHDR size and IEND chunk; WebP: RIFF size). It catches truncated files, garbage and
-non-images; a file that passes can still fail a full decode (`image_check.checked_decode`).
+and looks for the end marker (PNG: signature, IHDR size and IEND chunk; WebP: RIFF size and the
+first chunk's size). It catches truncated files, garbage and non-images; a file that passes can still fail a full decode (`image_check.checked_decode`).
 No torch here: `ns shard` workers use it too.
 """
 
@@ -19,7 +19,7 @@ _FRAME_MARKERS = set(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}  # SOF0-15 (not DHT
 
 @dataclass(frozen=True, slots=True)
 class ImageHeader:
-    """What the header says: the stored extension and the size (0 × 0 for WebP: not read here)."""
+    """What the header says: the stored extension and the size in pixels (before EXIF rotation)."""
 
     ext: str
     width: int
@@ -72,8 +72,26 @@ def read_header(data: bytes) -> ImageHeader | str:
         declared = int.from_bytes(data[4:8], "little") + 8
         if len(data) < declared:
             return "truncated WebP (shorter than its RIFF size)"
-        return ImageHeader("webp", 0, 0)
+        size = _webp_size(data)
+        return ImageHeader("webp", *size) if size else "WebP without a readable VP8/VP8L/VP8X size"
     return "not a JPEG, PNG or WebP image"
+
+
+def _webp_size(data: bytes) -> tuple[int, int] | None:
+    """(width, height) from the first chunk: VP8 (lossy), VP8L (lossless) or VP8X (extended)."""
+    chunk = data[12:16]
+    if chunk == b"VP8 " and data[23:26] == b"\x9d\x01\x2a":  # after the frame tag: start code
+        width = int.from_bytes(data[26:28], "little") & 0x3FFF
+        height = int.from_bytes(data[28:30], "little") & 0x3FFF
+    elif chunk == b"VP8L" and data[20:21] == b"\x2f":  # signature, then 14-bit sizes minus one
+        bits = int.from_bytes(data[21:25], "little")
+        width, height = (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
+    elif chunk == b"VP8X" and len(data) >= 30:  # 24-bit canvas sizes minus one
+        width = int.from_bytes(data[24:27], "little") + 1
+        height = int.from_bytes(data[27:30], "little") + 1
+    else:
+        return None
+    return (width, height) if width and height else None
 
 
 def structure_problem(data: bytes) -> str | None:

@@ -32,7 +32,7 @@ from ns_data.views import View
 
 Backend = Literal["auto", "dali-gpu", "dali-cpu", "torch"]
 OnError = Literal["skip", "raise"]
-LoaderState = dict[str, int | str | bytes | None]
+LoaderState = dict[str, int]
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,7 +86,8 @@ class ImageLoader:
         copies: selection plan, a copy count per row (0 drops the row, 2 reads it twice per epoch).
         backend: `auto`, `dali-gpu`, `dali-cpu` or `torch` (see `resolve_backend`).
         device: where the batches go (DALI on the GPU decodes there).
-        workers: DataLoader processes (torch) or DALI threads; default: CPU count, at most 8.
+        workers: DataLoader processes (torch), single-threaded DALI pipelines (dali-cpu) or DALI
+            threads (dali-gpu); default: CPU count, at most 8. Outputs do not depend on it.
         on_error: `skip` leaves unreadable images out of their batch and counts them in
             `skipped`; `raise` raises DataError naming the sample.
     """
@@ -234,28 +235,19 @@ class ImageLoader:
         )
 
     def state_dict(self) -> LoaderState:
-        """Where the loader stands: epoch, batches of it already yielded, DALI's random state."""
-        return {
-            "epoch": self.epoch,
-            "batch": self._next_batch,
-            "seed": self.seed,
-            "backend": self.backend,
-            "dali": self._dali.state() if self._dali is not None else None,
-        }
+        """Where the loader stands: epoch, batches of it already yielded, seed."""
+        return {"epoch": self.epoch, "batch": self._next_batch, "seed": self.seed}
 
     def load_state_dict(self, state: LoaderState) -> None:
         """Continue from `state_dict()`: the next iteration resumes that epoch at that batch.
 
-        The sample order always resumes exactly; DALI's augmentation draws too when the state was
-        saved by the same backend (otherwise they start afresh from the seed).
+        Every backend draws each batch's augmentation from (seed, rank, epoch, batch number), so
+        the resumed epoch gives the very batches the interrupted one would have given.
         """
         if state["seed"] != self.seed:
             raise DataError(
                 f"loader state was saved with seed {state['seed']}, this loader has {self.seed}: "
                 "build the loader with the saved seed"
             )
-        self.epoch = int(state["epoch"])  # type: ignore[arg-type]
-        self._next_batch = int(state["batch"])  # type: ignore[arg-type]
-        same = state.get("backend") == self.backend and self.backend != "torch"
-        checkpoint = state.get("dali") if same else None
-        self._dali = DaliRunner(self, checkpoint) if isinstance(checkpoint, bytes) else None
+        self.epoch = int(state["epoch"])
+        self._next_batch = int(state["batch"])

@@ -51,7 +51,7 @@ def check_image(
         if isinstance(header, str):
             raise UnusableImage(header)
         small = max_side is None or max(header.width, header.height) <= max_side
-        if header.width and small:  # no PIL at all (WebP sizes come from PIL below)
+        if small:  # no PIL at all
             return CheckedImage(header.ext, header.width, header.height)
     try:
         with Image.open(io.BytesIO(data)) as image:

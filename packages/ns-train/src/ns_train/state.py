@@ -8,7 +8,6 @@ written under a temporary name and renamed, and only the newest `keep` are kept.
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import shutil
@@ -74,21 +73,6 @@ def _join_optimizer(tensors: dict[str, torch.Tensor], values: dict[str, Any]) ->
     return {"state": state, "param_groups": values["param_groups"]}
 
 
-def _encode_bytes(state: dict[str, Any]) -> dict[str, Any]:
-    """Loader states may hold bytes (DALI's checkpoint): store them as base64 in JSON."""
-    return {
-        k: {"base64": base64.b64encode(v).decode()} if isinstance(v, bytes) else v
-        for k, v in state.items()
-    }
-
-
-def _decode_bytes(state: dict[str, Any]) -> dict[str, Any]:
-    return {
-        k: base64.b64decode(v["base64"]) if isinstance(v, dict) and set(v) == {"base64"} else v
-        for k, v in state.items()
-    }
-
-
 def _cpu(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {k: v.detach().cpu().contiguous() for k, v in tensors.items()}
 
@@ -110,7 +94,7 @@ def save_snapshot(out_dir: Path, snapshot: Snapshot, keep: int) -> Path:
     trainer = {
         "step": snapshot.step,
         "schedule": snapshot.schedule,
-        "loaders": {name: _encode_bytes(state) for name, state in snapshot.loaders.items()},
+        "loaders": snapshot.loaders,
         "optimizer": optimizer_values,
     }
     (tmp / "trainer.json").write_text(json.dumps(trainer))
@@ -140,7 +124,7 @@ def load_snapshot(path: Path) -> Snapshot:
                 load_file(str(path / "optimizer.safetensors")), trainer["optimizer"]
             ),
             schedule=trainer["schedule"],
-            loaders={name: _decode_bytes(state) for name, state in trainer["loaders"].items()},
+            loaders=trainer["loaders"],
             rng=load_file(str(path / "rng.safetensors")),
         )
     except (OSError, KeyError, ValueError) as err:
