@@ -5,7 +5,7 @@ crop, RandAugment, flip, normalize) and the same number of workers as DALI has t
 Data: photos of about 500×375 cut from scikit-image's sample photos (random crops and rescales,
 JPEG q90), written once with ShardSetWriter under --data. Not a test: run it by hand.
 
-    uv run --frozen python bench/bench_loader.py --images 2000 --workers 2 --repeats 3
+    uv run --frozen python bench/bench_loader.py --images 2000 --workers 2 --repeats 5
     python bench/bench_loader.py --images 20000 --workers 16 --device cuda \
         --backends baseline,torch,dali-gpu          # a GPU machine
 
@@ -171,7 +171,9 @@ def main() -> None:
     print(
         f"{args.images} JPEGs ~500×375 → {args.size} px, batch {args.batch_size}, {args.workers} workers/threads\n"
     )
-    print(f"median of {args.repeats} interleaved runs\n")
+    print(
+        f"median of {args.repeats} interleaved rounds; × baseline: median of each round's ratio\n"
+    )
     print("| loader | RandAugment | interpolation | images/s | × baseline | each run |")
     print("|---|---|---|---|---|---|")
     settings = [(0, "nearest"), (2, "nearest"), (2, "bilinear")]
@@ -193,7 +195,6 @@ def main() -> None:
                         directory, view, args.batch_size, args.workers, name, args.device
                     )  # type: ignore[arg-type]
                 runs[name].append(rate(batches))
-        reference = statistics.median(runs["baseline"]) if "baseline" in runs else None
         for name, speeds in runs.items():
             speed = statistics.median(speeds)
             label = (
@@ -201,7 +202,11 @@ def main() -> None:
                 if name == "baseline"
                 else f"ImageLoader {name}"
             )
-            ratio = f"{speed / reference:.2f}" if reference else "—"
+            ratio = (  # each run against the baseline run of its round: drifts cancel
+                f"{statistics.median(a / b for a, b in zip(speeds, runs['baseline'], strict=True)):.2f}"
+                if "baseline" in runs
+                else "—"
+            )
             augment = f"({n}, 9)" if n else "off"
             every = ", ".join(f"{v:,.0f}" for v in speeds)
             print(
