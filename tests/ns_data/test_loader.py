@@ -102,6 +102,13 @@ def test_workers_do_not_change_the_output(photo_set: Path, backend: str) -> None
     assert torch.equal(one[2], two[2]) and torch.equal(one[0], two[0])
 
 
+def test_more_workers_than_batches(photo_set: Path, backend: str) -> None:
+    """Workers (DALI: pipelines) left without a batch end their epoch cleanly, epoch after epoch."""
+    loader = make(photo_set, TRAIN, backend, batch_size=40, workers=2)
+    for _ in range(2):
+        assert [len(b.images) for b in loader] == [40]
+
+
 @pytest.mark.parametrize("drop_last", [False, True])
 def test_ranks_split_the_samples(color_set: Path, drop_last: bool) -> None:
     loaders = [
