@@ -70,6 +70,7 @@ def test_cpu_swaps_match_dali(name: str, magnitude: int) -> None:
     dali, swapped = (np.stack([np.array(t) for t in out]) for out in pipe.run())
     assert dali.dtype == swapped.dtype == np.uint8
     difference = np.abs(dali.astype(int) - swapped.astype(int))
-    assert difference.max() <= 1, (difference.max(), (difference > 0).mean())
+    # Identical on these images (measured); float rounding may differ by one level, rarely.
+    assert difference.max() <= 1 and (difference > 0).mean() < 1e-3, difference.max()
     if magnitude:
         assert (dali != np.stack(images)).mean() > 0.1  # the op did change the images

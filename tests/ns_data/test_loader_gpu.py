@@ -57,6 +57,21 @@ def test_eval_view_matches_the_cpu_backends(photo_set: Path) -> None:
     assert difference.mean() < 0.01, difference.mean()
 
 
+@pytest.mark.parametrize("view", [CROP_FLIP, TRAIN], ids=["crop-flip", "randaugment"])
+def test_train_view_matches_dali_on_the_cpu(photo_set: Path, view: View) -> None:
+    """The host draws the crops, flips and RandAugment ops for both DALI backends, so the GPU's
+    train batches are the CPU's up to decoder and resampling rounding."""
+    gpu = epoch(gpu_loader(photo_set, view, shuffle=True, seed=9))
+    cpu_loader = ImageLoader(
+        ShardSet(photo_set), view, batch_size=8, shuffle=True, seed=9, backend="dali-cpu"
+    )
+    batches = list(cpu_loader)
+    cpu = torch.cat([b.images for b in batches])
+    assert torch.equal(gpu[2], torch.cat([b.sample_ids for b in batches]))
+    difference = (gpu[0] - cpu).abs() * torch.tensor(IMAGENET_STD)[:, None, None]
+    assert difference.mean() < 0.02, difference.mean()
+
+
 def test_labels_stay_with_their_images(color_set: Path) -> None:
     loader = gpu_loader(color_set, CROP_FLIP, shuffle=True, seed=3)
     images, labels, ids = epoch(loader)
