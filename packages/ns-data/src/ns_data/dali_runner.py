@@ -111,13 +111,12 @@ class _Lane:
         self.pipe: Any = None
         self.feed: _Feed | None = None
         self.batches: _Numbered = []
-        self.spares: Spares | None = None
         self.ready: deque[Decoded] = deque()
         self.exhausted = False
 
     def start(self, batches: _Numbered, spares: Spares | None) -> None:
         """Feed `batches` from now on (building the pipeline when there is none)."""
-        self.batches, self.spares = batches, spares
+        self.batches = batches
         self.feed = _Feed(self.loader, batches, spares)
         self.ready.clear()
         self.exhausted = False
@@ -181,7 +180,7 @@ class _Lane:
         self.loader.bad_rows.update(culprits)
         restart = self.feed.in_flight[0].number
         self.pipe = None
-        self.start([(n, rows) for n, rows in self.batches if n >= restart], self.spares)
+        self.start([(n, rows) for n, rows in self.batches if n >= restart], self.feed.spares)
 
     def _build(self) -> None:
         from ns_data.dali_pipelines import view_pipeline
