@@ -49,10 +49,13 @@ class _Fed:
 class _Feed:
     """The external source: encoded bytes, rows and draws of the next batch with a readable image."""
 
-    def __init__(self, loader: ImageLoader, batches: _Numbered, spares: Spares | None) -> None:
+    def __init__(
+        self, loader: ImageLoader, batches: _Numbered, spares: Spares | None, seed: list[int]
+    ) -> None:
         self.loader = loader
         self.pending = iter(batches)
         self.spares = spares
+        self.seed = seed
         self.in_flight: deque[_Fed] = deque()
 
     def _read(self, row: int) -> tuple[bytes, tuple[int, int] | str]:
@@ -94,7 +97,7 @@ class _Feed:
         loader = self.loader
         if not loader.view.train:
             return encoded, rows
-        rng = np.random.default_rng([loader.seed, loader.rank, loader.epoch, number])
+        rng = np.random.default_rng([*self.seed, number])
         draws = draw_batch(loader.view, sizes, rng)
         crops = (list(draws.crop_anchor), list(draws.crop_shape), list(draws.mirror[:, None]))
         if not loader.view.randaugment_n:
@@ -114,10 +117,11 @@ class _Lane:
         self.ready: deque[Decoded] = deque()
         self.exhausted = False
 
-    def start(self, batches: _Numbered, spares: Spares | None) -> None:
-        """Feed `batches` from now on (building the pipeline when there is none)."""
+    def start(self, batches: _Numbered, spares: Spares | None, seed: list[int]) -> None:
+        """Feed `batches`, drawn from `seed` + batch number, from now on (building the pipeline
+        when there is none)."""
         self.batches = batches
-        self.feed = _Feed(self.loader, batches, spares)
+        self.feed = _Feed(self.loader, batches, spares, seed)
         self.ready.clear()
         self.exhausted = False
         if self.pipe is None:
@@ -180,7 +184,8 @@ class _Lane:
         self.loader.bad_rows.update(culprits)
         restart = self.feed.in_flight[0].number
         self.pipe = None
-        self.start([(n, rows) for n, rows in self.batches if n >= restart], self.feed.spares)
+        kept = [(n, rows) for n, rows in self.batches if n >= restart]
+        self.start(kept, self.feed.spares, self.feed.seed)
 
     def _build(self) -> None:
         from ns_data.dali_pipelines import view_pipeline
@@ -222,13 +227,18 @@ class DaliRunner:
         self.lanes = [_Lane(loader, threads) for _ in range(count)]
 
     def batches(
-        self, batches: list[np.ndarray], first: int, spares: Spares | None = None
+        self,
+        batches: list[np.ndarray],
+        first: int,
+        seed: list[int],
+        spares: Spares | None = None,
     ) -> Iterator[Decoded]:
-        """Decode batch `first`, `first + 1`, … of `batches` (`spares`: keep them full)."""
+        """Decode batch `first`, `first + 1`, … of `batches`, each batch's train-view draws from
+        `seed` + its number (`spares`: keep the batches full)."""
         count = len(self.lanes)
         for index, lane in enumerate(self.lanes):
             numbered = [(n, batches[n]) for n in range(first, len(batches)) if n % count == index]
-            lane.start(numbered, spares)
+            lane.start(numbered, spares, seed)
         finished = False
         try:
             for number in range(first, len(batches)):

@@ -195,6 +195,7 @@ class ImageLoader:
     def _decode(
         self, batches: list[np.ndarray], spares: Spares | None, first: int
     ) -> Iterator[Decoded]:
+        seed = [self.seed, self.rank, self.epoch]  # every augmentation draw of this epoch
         if self.backend == "torch":
             if self._torch is None:
                 self._torch = TorchRunner(
@@ -203,12 +204,12 @@ class ImageLoader:
                     workers=self.workers,
                     pin_memory=self.device.type == "cuda",
                 )
-            base = np.random.default_rng([self.seed, self.rank, self.epoch]).integers(2**62)
+            base = np.random.default_rng(seed).integers(2**62)
             seeds = [base + i * self.batch_size + np.arange(len(b)) for i, b in enumerate(batches)]
             return self._torch.batches(batches, seeds, first, spares)
         if self._dali is None:
             self._dali = DaliRunner(self)
-        return self._dali.batches(batches, first, spares)
+        return self._dali.batches(batches, first, seed, spares)
 
     def _reject(self, rejects: list[tuple[int, str]]) -> None:
         for row, reason in rejects:
