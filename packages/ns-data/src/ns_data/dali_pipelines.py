@@ -29,7 +29,13 @@ _INTERPOLATION = {"nearest": types.INTERP_NN, "bilinear": types.INTERP_LINEAR}
 def view_pipeline(source: BatchSource, view: View, gpu: bool):  # type: ignore[no-untyped-def]
     """One batch: (images CHW/HWC float, row ids int64) from `source`: encoded images and rows,
     and for the train view crop anchors, crop shapes, flips and (RandAugment) ops and signs."""
-    decoder_device = "mixed" if gpu else "cpu"
+    decoder = {
+        "device": "mixed" if gpu else "cpu",
+        "output_type": types.RGB,
+        # DALI's mixed (nvJPEG) decoders skip interpolated chroma upsampling unless asked; the CPU
+        # decoders always do it. Asked for, 4:2:0 JPEGs decode alike on every backend.
+        "jpeg_fancy_upsampling": True,
+    }
     size = [view.image_size, view.image_size]
     if view.train:
         count = 7 if view.randaugment_n else 5  # RandAugment's ops and signs come last
@@ -38,9 +44,7 @@ def view_pipeline(source: BatchSource, view: View, gpu: bool):  # type: ignore[n
             source=source, num_outputs=count, batch=True, dtype=types_in[:count]
         )
         encoded, rows, anchor, shape, mirror = inputs[:5]
-        images = fn.decoders.image_slice(
-            encoded, anchor, shape, axis_names="HW", device=decoder_device, output_type=types.RGB
-        )
+        images = fn.decoders.image_slice(encoded, anchor, shape, axis_names="HW", **decoder)
         images = fn.resize(images, size=size, antialias=True)
         if view.randaugment_n:
             images = _rand_augment(images, inputs[5], inputs[6], view, gpu)
@@ -48,7 +52,7 @@ def view_pipeline(source: BatchSource, view: View, gpu: bool):  # type: ignore[n
         encoded, rows = fn.external_source(
             source=source, num_outputs=2, batch=True, dtype=[types.UINT8, types.INT64]
         )
-        images = fn.decoders.image(encoded, device=decoder_device, output_type=types.RGB)
+        images = fn.decoders.image(encoded, **decoder)
         images = fn.resize(images, resize_shorter=view.resize_to, antialias=True)
         mirror = 0
     images = fn.crop_mirror_normalize(
