@@ -42,7 +42,7 @@ from ns_data.shard_set import ShardSet
 from ns_data.sharding import ShardConfig, shard_images
 from ns_train.config import NoiseConfig, OptimConfig, TrainConfig
 from ns_train.data import TrainInputs
-from ns_train.metrics import read_metrics
+from ns_train.jsonl import read_jsonl
 from ns_train.trainer import train
 
 Rates = tuple[float, float]
@@ -152,7 +152,7 @@ def ns_train(shards: Path, backend: str, out: Path, args: argparse.Namespace) ->
     result = train(config, TrainInputs(labeled=shards), out, show_progress=False)
     ended = time.perf_counter()
     times = {
-        r["step"]: r["time"] for r in read_metrics(out / "metrics.jsonl") if r["kind"] == "train"
+        r["step"]: r["time"] for r in read_jsonl(out / "metrics.jsonl") if r["kind"] == "train"
     }
     steady = (
         (result.steps - WARM_STEPS) * args.batch_size / (times[result.steps] - times[WARM_STEPS])

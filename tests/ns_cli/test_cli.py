@@ -36,6 +36,15 @@ def test_help_lists_every_command() -> None:
         assert command in result.output
 
 
+def test_cli_start_imports_no_torch_timm_or_dali() -> None:
+    """`ns --help`, `ns info SHARDS` and `ns status RUN` start without the heavy libraries."""
+    heavy = ("torch", "timm", "nvidia.dali", "numba", "matplotlib")
+    probe = f"import sys, ns_cli.main; print([m for m in {heavy!r} if m in sys.modules])"
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "[]"
+
+
 @pytest.mark.parametrize("command", ["train", "label", "eval", "demo", "info"])
 def test_each_command_has_help_with_an_example(command: str) -> None:
     result = runner.invoke(app, [command, "--help"])

@@ -16,8 +16,8 @@ from ns_data.digits import DigitsSplits
 from ns_data.pseudo_labels import PseudoLabels
 from ns_data.shard_set import ShardSet
 from ns_train.data import TrainInputs
+from ns_train.jsonl import read_jsonl
 from ns_train.labeler import label
-from ns_train.metrics import read_metrics
 from ns_train.trainer import train
 
 from .conftest import tiny_config
@@ -31,7 +31,7 @@ pytestmark = [
 def test_bf16_teacher_then_labels_on_the_gpu(tmp_path: Path, digits: DigitsSplits) -> None:
     config = tiny_config(device="cuda", bf16=True, backend="auto", workers=2, epochs=1.0)
     result = train(config, TrainInputs(labeled=digits.labeled), tmp_path / "teacher")
-    losses = [r["loss"] for r in read_metrics(tmp_path / "teacher/metrics.jsonl") if "loss" in r]
+    losses = [r["loss"] for r in read_jsonl(tmp_path / "teacher/metrics.jsonl") if "loss" in r]
     assert losses and all(math.isfinite(v) for v in losses)
     label(
         result.checkpoint,

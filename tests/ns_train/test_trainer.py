@@ -16,7 +16,8 @@ from ns_models import load_checkpoint
 from ns_train.config import TrainConfig, from_dict
 from ns_train.data import TrainInputs
 from ns_train.errors import TrainError
-from ns_train.metrics import RunningMeans, read_metrics
+from ns_train.jsonl import read_jsonl
+from ns_train.metrics import RunningMeans
 from ns_train.trainer import TrainResult, train
 
 from .conftest import tiny_config
@@ -26,7 +27,7 @@ def test_teacher_writes_checkpoint_metrics_and_plot(teacher: TrainResult) -> Non
     out = teacher.checkpoint.parent
     _, meta = load_checkpoint(teacher.checkpoint)
     assert meta.class_names == [str(d) for d in range(10)] and meta.ema and meta.image_size == 32
-    records = read_metrics(out / "metrics.jsonl")
+    records = read_jsonl(out / "metrics.jsonl")
     assert any(r["kind"] == "train" for r in records)
     evals = [r for r in records if r["kind"] == "eval"]
     assert evals and 0 <= evals[-1]["top1"] <= 1
@@ -48,7 +49,7 @@ def test_student_trains_on_labeled_and_pseudo_labeled(
         init=teacher.checkpoint,
     )
     result = train(tiny_config(epochs=0.2), inputs, tmp_path, show_progress=False)
-    records = [r for r in read_metrics(tmp_path / "metrics.jsonl") if r["kind"] == "train"]
+    records = [r for r in read_jsonl(tmp_path / "metrics.jsonl") if r["kind"] == "train"]
     assert records and records[-1]["loss_pseudo"] > 0 and records[-1]["loss_labeled"] > 0
     unlabeled_batches = len(ShardSet(digits.unlabeled)) // (16 * 2)
     assert result.steps == math.ceil(0.2 * unlabeled_batches)

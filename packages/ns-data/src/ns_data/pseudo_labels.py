@@ -12,14 +12,17 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 from safetensors import SafetensorError, safe_open
 from safetensors.numpy import load_file, save_file
 
 from ns_data.atomic import atomic_path
 from ns_data.errors import DataError
+
+if TYPE_CHECKING:
+    import torch
 
 SUFFIX = ".labels.safetensors"
 
@@ -159,6 +162,8 @@ class PseudoLabels:
     ) -> torch.Tensor:
         """Targets [B, C] on `device` for a batch: the top-k probabilities renormalized, or one-hot
         of the top-1. Built on the host from host ids and copied without waiting (no GPU sync)."""
+        import torch  # here, so that reading label files (`ns info`, `ns status`) needs no torch
+
         ids = sample_ids.numpy() if isinstance(sample_ids, torch.Tensor) else sample_ids
         rows = self.rows_of(ids)
         classes = torch.from_numpy(self.topk_class[rows].astype(np.int64))
@@ -172,6 +177,3 @@ class PseudoLabels:
         if device.type == "cuda":
             out = out.pin_memory()
         return out.to(device, non_blocking=True)
-        probs = torch.from_numpy(self.topk_prob[rows].astype(np.float32))
-        out.scatter_(1, classes, probs)
-        return (out / out.sum(1, keepdim=True).clamp_min(1e-12)).to(sample_ids.device)

@@ -1,21 +1,52 @@
-"""ns_models: EfficientNet B0-B7/L2 via timm with Noisy Student noise, modes and safe weights."""
+"""ns_models: EfficientNet B0-B7/L2 via timm with Noisy Student noise, modes and safe weights.
 
-from ns_models.card import ModelCard, card_lines, card_rows, model_card
-from ns_models.checkpoint import (
-    CheckpointConfig,
-    load_checkpoint,
-    read_config,
-    save_checkpoint,
-)
-from ns_models.errors import ModelError
-from ns_models.export import export_onnx
-from ns_models.ladder import LADDER, SPECS, RungSpec, check_name, is_at_least, next_larger, rung
-from ns_models.modes import student_mode, teacher_mode
-from ns_models.noise import STOCHASTIC_DEPTH, NoiseConfig, default_noise
-from ns_models.registry import build_model
-from ns_models.speed import SpeedConfig, apply_speed_knobs, autocast, prepare_images, unwrap
-from ns_models.weights import read_state_dict
+The public names below load on first use (PEP 562), so `import ns_models.errors` (what the CLI
+needs at start-up) does not import torch or timm.
+"""
 
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ns_models.card import ModelCard, card_lines, card_rows, model_card
+    from ns_models.checkpoint import (
+        CheckpointConfig,
+        load_checkpoint,
+        read_config,
+        save_checkpoint,
+    )
+    from ns_models.errors import ModelError
+    from ns_models.export import export_onnx
+    from ns_models.ladder import (
+        LADDER,
+        SPECS,
+        RungSpec,
+        check_name,
+        is_at_least,
+        next_larger,
+        rung,
+    )
+    from ns_models.modes import student_mode, teacher_mode
+    from ns_models.noise import STOCHASTIC_DEPTH, NoiseConfig, default_noise
+    from ns_models.registry import build_model
+    from ns_models.speed import SpeedConfig, apply_speed_knobs, autocast, prepare_images, unwrap
+    from ns_models.weights import read_state_dict
+
+_HOMES = {
+    "card": ["ModelCard", "card_lines", "card_rows", "model_card"],
+    "checkpoint": ["CheckpointConfig", "load_checkpoint", "read_config", "save_checkpoint"],
+    "errors": ["ModelError"],
+    "export": ["export_onnx"],
+    "ladder": ["LADDER", "SPECS", "RungSpec", "check_name", "is_at_least", "next_larger", "rung"],
+    "modes": ["student_mode", "teacher_mode"],
+    "noise": ["STOCHASTIC_DEPTH", "NoiseConfig", "default_noise"],
+    "registry": ["build_model"],
+    "speed": ["SpeedConfig", "apply_speed_knobs", "autocast", "prepare_images", "unwrap"],
+    "weights": ["read_state_dict"],
+}
+_MODULE_OF = {name: module for module, names in _HOMES.items() for name in names}
 __all__ = [
     "LADDER",
     "SPECS",
@@ -47,3 +78,17 @@ __all__ = [
     "teacher_mode",
     "unwrap",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    """Import the module that holds `name` on first use."""
+    module = _MODULE_OF.get(name)
+    if module is None:
+        raise AttributeError(f"module 'ns_models' has no attribute {name!r}")
+    value = getattr(import_module(f"ns_models.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted([*globals(), *__all__])

@@ -14,7 +14,7 @@ from ns_train.config import replace
 from ns_train.iterate import RunSummary, run
 from ns_train.presets import preset
 from ns_train.run_config import RunConfig
-from ns_train.run_dir import find_record
+from ns_train.run_dir import Step, find_record
 
 
 def demo_config(seed: int = 0) -> RunConfig:
@@ -67,16 +67,16 @@ def run_demo(
     extra = {} if notify is None else {"notify": notify}
     summary = run(demo_config(seed), out, force=force, show_progress=show_progress, **extra)
 
-    def top1(iteration: int, step: str) -> float:
+    def top1(iteration: int, step: Step) -> float:
         record = find_record(summary.records, iteration, step)
         assert record is not None and record["top1"] is not None
         return float(record["top1"])
 
     return DemoResult(
-        teacher=top1(0, "teacher"),
-        student_1=top1(1, "student"),
-        student_2=top1(2, "student"),
-        unnoised_1=top1(1, "student-unnoised"),
-        seconds=sum(r["wall_s"] for r in summary.records if r["step"] != "iteration"),
+        teacher=top1(0, Step.TEACHER),
+        student_1=top1(1, Step.STUDENT),
+        student_2=top1(2, Step.STUDENT),
+        unnoised_1=top1(1, Step.UNNOISED),
+        seconds=sum(r["wall_s"] for r in summary.records if r["step"] != Step.ITERATION),
         summary=summary,
     )

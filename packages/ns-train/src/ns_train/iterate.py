@@ -29,10 +29,22 @@ from ns_train.labeler import SUMMARY_FILE as LABELS_SUMMARY
 from ns_train.labeler import label
 from ns_train.report import write_report
 from ns_train.run_config import RunConfig
-from ns_train.run_dir import Record, RunLayout, append_record, claim, find_record, read_records
+from ns_train.run_dir import (
+    CHECKPOINT_DIR,
+    TRAINED,
+    PlannedStep,
+    Record,
+    RunLayout,
+    Step,
+    append_record,
+    claim,
+    find_record,
+    planned_steps,
+    read_records,
+)
 from ns_train.selection_plan import PLAN_FILE, make_plan
 from ns_train.state import latest_snapshot
-from ns_train.trainer import CHECKPOINT_DIR, TrainResult, train
+from ns_train.trainer import TrainResult, train
 
 log = logging.getLogger(__name__)
 
@@ -140,42 +152,49 @@ def run(
     models = student_models(config)
     layout = RunLayout(Path(out))
     claim(layout, to_dict(config), force=force)
-    loop = _Loop(config, layout, prepare_data(config, layout), show_progress, notify)
-    loop.teacher()
-    for iteration, model in enumerate(models, start=1):
-        loop.iteration(iteration, model)
+    loop = _Loop(config, models, layout, prepare_data(config, layout), show_progress, notify)
+    for planned in planned_steps(layout, config.iterations, config.unnoised_baseline):
+        loop.step(planned)
     return RunSummary(read_records(layout), write_report(layout))
 
 
 class _Loop:
-    """The steps of one run; each skips itself when its record and artifacts exist."""
+    """The work of each step; a step whose record and artifacts exist is skipped."""
 
     def __init__(
         self,
         config: RunConfig,
+        models: list[str],
         layout: RunLayout,
         data: RunData,
         show_progress: bool,
         notify: Callable[[str], None],
     ) -> None:
-        self.config, self.layout, self.data = config, layout, data
+        self.config, self.models, self.layout, self.data = config, models, layout, data
         self.show_progress, self.notify = show_progress, notify
         self.records = read_records(layout)
+        self.work: dict[Step, Callable[[int, Path], dict[str, object]]] = {
+            Step.TEACHER: self.teacher,
+            Step.LABEL: self.label,
+            Step.PLAN: self.plan,
+            Step.STUDENT: self.student,
+            Step.UNNOISED: self.unnoised_student,
+            Step.ITERATION: self.summary,
+        }
 
-    def step(
-        self, iteration: int, name: str, done: Path, work: Callable[[], dict[str, object]]
-    ) -> Record:
-        """Run `work` unless step (`iteration`, `name`) finished before (its `done` file exists)."""
+    def step(self, planned: PlannedStep) -> Record:
+        """Run one step unless it finished before (its record and its `done` file exist)."""
+        iteration, name = planned.iteration, planned.step
         found = find_record(self.records, iteration, name)
-        if found is not None and done.exists():
+        if found is not None and _done_file(planned).exists():
             self.notify(f"iteration {iteration}: {name} done before, skipped")
             return found
         self.notify(f"iteration {iteration}: {name}")
         started = time.perf_counter()
-        values = work()
+        values = self.work[name](iteration, planned.folder)
         record = {
             "iteration": iteration,
-            "step": name,
+            "step": str(name),
             **values,
             "wall_s": round(time.perf_counter() - started, 1),
         }
@@ -183,48 +202,44 @@ class _Loop:
         self.records.append(record)
         return record
 
-    def teacher(self) -> Record:
-        out = self.layout.teacher
-        inputs = TrainInputs(labeled=self.data.labeled, eval_set=self.data.eval_set)
-        return self.step(
-            0, "teacher", out / CHECKPOINT_DIR, lambda: self.train(self.config.teacher, inputs, out)
-        )
+    def record(self, iteration: int, step: Step) -> Record:
+        found = find_record(self.records, iteration, step)
+        assert found is not None, f"iteration {iteration}: {step} runs before it is read"
+        return found
 
-    def iteration(self, number: int, model: str) -> Record:
-        layout, config, data = self.layout, self.config, self.data
-        teacher = layout.model_dir(number - 1) / CHECKPOINT_DIR
-        labels = self.step(
-            number,
-            "label",
-            layout.labels(number) / LABELS_SUMMARY,
-            lambda: self.label(teacher, layout.labels(number)),
-        )
-        plan = self.step(number, "plan", layout.plan(number) / PLAN_FILE, lambda: self.plan(number))
-        job = student_config(config, number, model)
+    def teacher(self, iteration: int, out: Path) -> dict[str, object]:
+        inputs = TrainInputs(labeled=self.data.labeled, eval_set=self.data.eval_set)
+        return self.train(self.config.teacher, inputs, out)
+
+    def teacher_of(self, number: int) -> Path:
+        return self.layout.model_dir(number - 1) / CHECKPOINT_DIR
+
+    def student_job(self, number: int) -> tuple[TrainConfig, TrainInputs]:
+        config, layout, data = self.config, self.layout, self.data
+        job = student_config(config, number, self.models[number - 1])
         inputs = TrainInputs(
             labeled=data.labeled,
             eval_set=data.eval_set,
             unlabeled=data.unlabeled,
             pseudo_labels=layout.labels(number),
             plan=layout.plan(number) / PLAN_FILE if config.filter_balance else None,
-            init=teacher if config.init_from_teacher else None,
+            init=self.teacher_of(number) if config.init_from_teacher else None,
         )
-        out = layout.student(number)
-        student = self.step(
-            number, "student", out / CHECKPOINT_DIR, lambda: self.train(job, inputs, out)
-        )
-        if number == 1 and config.unnoised_baseline:
-            base = layout.baseline(number)
-            self.step(
-                number,
-                "student-unnoised",
-                base / CHECKPOINT_DIR,
-                lambda: self.train(unnoised(job), inputs, base),
-            )
-        previous = find_record(self.records, number - 1, "student" if number > 1 else "teacher")
-        assert previous is not None
-        summary = {
-            "model": model,
+        return job, inputs
+
+    def student(self, number: int, out: Path) -> dict[str, object]:
+        return self.train(*self.student_job(number), out)
+
+    def unnoised_student(self, number: int, out: Path) -> dict[str, object]:
+        job, inputs = self.student_job(number)
+        return self.train(unnoised(job), inputs, out)
+
+    def summary(self, number: int, out: Path) -> dict[str, object]:
+        labels, plan = self.record(number, Step.LABEL), self.record(number, Step.PLAN)
+        student = self.record(number, Step.STUDENT)
+        previous = self.record(number - 1, Step.STUDENT if number > 1 else Step.TEACHER)
+        return {
+            "model": student["model"],
             "teacher_model": previous["model"],
             "teacher_top1": previous["top1"],
             "top1": student["top1"],
@@ -232,7 +247,6 @@ class _Loop:
             **{k: plan[k] for k in ("used", "kept", "dropped", "duplicated")},
             "iteration_wall_s": round(sum(r["wall_s"] for r in (labels, plan, student)), 1),
         }
-        return self.step(number, "iteration", out / CHECKPOINT_DIR, lambda: summary)
 
     def train(self, job: TrainConfig, inputs: TrainInputs, out: Path) -> dict[str, object]:
         if out.exists() and not (out / CHECKPOINT_DIR).exists() and latest_snapshot(out) is None:
@@ -240,10 +254,10 @@ class _Loop:
         result = train(job, inputs, out, resume=True, show_progress=self.show_progress)
         return _train_record(job, result)
 
-    def label(self, teacher: Path, out: Path) -> dict[str, object]:
+    def label(self, number: int, out: Path) -> dict[str, object]:
         job = self.config.student
         summary = label(
-            teacher,
+            self.teacher_of(number),
             self.data.unlabeled,
             out,
             batch_size=self.config.label_batch_size,
@@ -262,13 +276,13 @@ class _Loop:
             "images_per_s": round(summary.images_per_second, 1),
         }
 
-    def plan(self, number: int) -> dict[str, object]:
+    def plan(self, number: int, out: Path) -> dict[str, object]:
         config, layout = self.config, self.layout
         summary = make_plan(
             layout.labels(number),
             self.data.labeled,
             self.data.unlabeled,
-            layout.plan(number),
+            out,
             threshold=config.threshold,
             per_class=config.per_class,
         )
@@ -287,6 +301,15 @@ class _Loop:
             "dropped": totals["below"] + totals["dropped"],
             "duplicated": totals["duplicates"],
         }
+
+
+def _done_file(planned: PlannedStep) -> Path:
+    """The file whose presence (beside the step's record) shows the step finished."""
+    if planned.step in TRAINED or planned.step is Step.ITERATION:
+        return planned.folder / CHECKPOINT_DIR
+    if planned.step is Step.LABEL:
+        return planned.folder / LABELS_SUMMARY
+    return planned.folder / PLAN_FILE
 
 
 def _train_record(job: TrainConfig, result: TrainResult) -> dict[str, object]:

@@ -11,6 +11,7 @@ import torch
 from torch.utils.tensorboard import SummaryWriter
 
 from ns_data.atomic import atomic_path
+from ns_train.jsonl import append_jsonl, read_jsonl
 
 
 class MetricsLog:
@@ -24,7 +25,7 @@ class MetricsLog:
         if enabled:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             if purge_step and self.path.exists():
-                kept = [r for r in read_metrics(self.path) if r["step"] <= purge_step]
+                kept = [r for r in read_jsonl(self.path) if r["step"] <= purge_step]
                 with atomic_path(self.path) as tmp:
                     tmp.write_text("".join(json.dumps(r) + "\n" for r in kept))
             self._board = SummaryWriter(
@@ -35,8 +36,7 @@ class MetricsLog:
         if not self.enabled:
             return
         record = {"kind": kind, "step": step, "time": round(time.time(), 3), **values}
-        with self.path.open("a") as handle:
-            handle.write(json.dumps(record) + "\n")
+        append_jsonl(self.path, record)
         assert self._board is not None
         for name, value in values.items():
             if isinstance(value, int | float):
@@ -69,8 +69,3 @@ class RunningMeans:
         means = {name: total / self._count for name, total in zip(self._sums, sums, strict=True)}
         self._sums, self._count = {}, 0
         return means
-
-
-def read_metrics(path: Path) -> list[dict[str, Any]]:
-    """Every record of a `metrics.jsonl`."""
-    return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]

@@ -13,7 +13,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from ns_data.pseudo_labels import PseudoLabels
-from ns_train.run_dir import Record, RunLayout, find_record, read_records
+from ns_train.run_dir import Record, RunLayout, Step, find_record, read_records
 
 ACCURACY_PLOT = "accuracy.png"
 CONFIDENCE_PLOT = "confidence.png"
@@ -35,7 +35,7 @@ _COLUMNS = (
 
 def model_rows(records: list[Record]) -> list[tuple[str, Record]]:
     """(label, record) of every trained model in order: teacher, students, baselines."""
-    names = {"teacher": "", "student": "", "student-unnoised": " (no noise)"}
+    names = {Step.TEACHER: "", Step.STUDENT: "", Step.UNNOISED: " (no noise)"}
     return [
         (f"{r['iteration']}{names[r['step']]}", r)
         for r in sorted(records, key=lambda r: r["iteration"])
@@ -48,11 +48,11 @@ def table_rows(records: list[Record]) -> list[list[str]]:
     rows = []
     for label, model in model_rows(records):
         number = model["iteration"]
-        plan = find_record(records, number, "plan") or {}
-        teacher = find_record(records, number - 1, "student" if number > 1 else "teacher")
+        plan = find_record(records, number, Step.PLAN) or {}
+        teacher = find_record(records, number - 1, Step.STUDENT if number > 1 else Step.TEACHER)
         wall = sum(
             (find_record(records, number, step) or {}).get("wall_s", 0.0)
-            for step in (("label", "plan") if model["step"] == "student" else ())
+            for step in ((Step.LABEL, Step.PLAN) if model["step"] == Step.STUDENT else ())
         )
         rows.append(
             [
@@ -103,7 +103,7 @@ def _plots(layout: RunLayout, records: list[Record]) -> list[str]:
         _accuracy_plot(models, layout.root / ACCURACY_PLOT)
         _per_class_plot(models, layout.root / PER_CLASS_PLOT)
         written += [ACCURACY_PLOT, PER_CLASS_PLOT]
-    labeled = [r["iteration"] for r in records if r["step"] == "label"]
+    labeled = [r["iteration"] for r in records if r["step"] == Step.LABEL]
     if labeled:
         _confidence_plot(layout, sorted(labeled), layout.root / CONFIDENCE_PLOT)
         written.append(CONFIDENCE_PLOT)
@@ -113,10 +113,10 @@ def _plots(layout: RunLayout, records: list[Record]) -> list[str]:
 def _accuracy_plot(models: list[tuple[str, Record]], out: Path) -> None:
     fig = Figure(figsize=(6, 3.6))
     ax = fig.subplots()
-    main = [(r["iteration"], 100 * r["top1"]) for _, r in models if r["step"] != "student-unnoised"]
+    main = [(r["iteration"], 100 * r["top1"]) for _, r in models if r["step"] != Step.UNNOISED]
     ax.plot(*zip(*main, strict=True), marker="o", label="teacher → students")
     for _, r in models:
-        if r["step"] == "student-unnoised":
+        if r["step"] == Step.UNNOISED:
             ax.scatter(r["iteration"], 100 * r["top1"], marker="x", color="red", label="no noise")
     ax.set_xticks([i for i, _ in main])
     ax.set(xlabel="iteration", ylabel="top-1 (%)", title="eval accuracy per iteration")

@@ -15,17 +15,39 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from ns_data.atomic import write_json
 from ns_train.errors import TrainError
+from ns_train.jsonl import append_jsonl, read_jsonl
 
 CONFIG_FILE = "run_config.json"
 METRICS_FILE = "metrics.jsonl"
 REPORT_FILE = "report.md"
+CHECKPOINT_DIR = "checkpoint"
+"""Inside every training job folder (a run's teacher and students, or `ns train --out`)."""
 
 Record = dict[str, Any]
+"""One line of RUN/metrics.jsonl: "iteration", "step" (a `Step` value), "wall_s" and the step's
+values (a trained model's "model", "top1", ...; a label step's "samples", ...)."""
+
+
+class Step(StrEnum):
+    """The steps of a run, spelled as its records and `ns status` spell them."""
+
+    TEACHER = "teacher"
+    LABEL = "label"
+    PLAN = "plan"
+    STUDENT = "student"
+    UNNOISED = "student-unnoised"
+    ITERATION = "iteration"
+    """Not work: the record summing up a finished iteration (written after its last step)."""
+
+
+TRAINED = (Step.TEACHER, Step.STUDENT, Step.UNNOISED)
+"""The steps that train a model (a job folder with a checkpoint)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +96,30 @@ class RunLayout:
         return self.teacher if number == 0 else self.student(number)
 
 
+@dataclass(frozen=True, slots=True)
+class PlannedStep:
+    """One step of a run's sequence and the folder its artifacts go to."""
+
+    iteration: int
+    step: Step
+    folder: Path
+
+
+def planned_steps(layout: RunLayout, iterations: int, unnoised_baseline: bool) -> list[PlannedStep]:
+    """The run's steps in order, the one definition that `ns run` and `ns status` follow."""
+    steps = [PlannedStep(0, Step.TEACHER, layout.teacher)]
+    for number in range(1, iterations + 1):
+        steps += [
+            PlannedStep(number, Step.LABEL, layout.labels(number)),
+            PlannedStep(number, Step.PLAN, layout.plan(number)),
+            PlannedStep(number, Step.STUDENT, layout.student(number)),
+        ]
+        if number == 1 and unnoised_baseline:
+            steps.append(PlannedStep(number, Step.UNNOISED, layout.baseline(number)))
+        steps.append(PlannedStep(number, Step.ITERATION, layout.student(number)))
+    return steps
+
+
 def claim(layout: RunLayout, config: dict[str, Any], *, force: bool) -> None:
     """Store `config` in a new run directory; an existing one must hold the same config.
 
@@ -108,11 +154,10 @@ def read_records(layout: RunLayout) -> list[Record]:
     """The records of `metrics.jsonl` (none before the first finished step)."""
     if not layout.metrics.exists():
         return []
-    lines = layout.metrics.read_text().splitlines()
-    return [json.loads(line) for line in lines if line.strip()]
+    return read_jsonl(layout.metrics)
 
 
-def find_record(records: list[Record], iteration: int, step: str) -> Record | None:
+def find_record(records: list[Record], iteration: int, step: Step) -> Record | None:
     """The record of one step (the last, if a forced rerun wrote it twice)."""
     found = [r for r in records if r["iteration"] == iteration and r["step"] == step]
     return found[-1] if found else None
@@ -120,5 +165,4 @@ def find_record(records: list[Record], iteration: int, step: str) -> Record | No
 
 def append_record(layout: RunLayout, record: Record) -> None:
     """Append one record (a line) to `metrics.jsonl`."""
-    with layout.metrics.open("a") as handle:
-        handle.write(json.dumps(record) + "\n")
+    append_jsonl(layout.metrics, record)

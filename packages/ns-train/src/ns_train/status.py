@@ -10,9 +10,15 @@ from typing import Literal
 from ns_data.manifest import Manifest
 from ns_data.pseudo_labels import SUFFIX
 from ns_train.errors import TrainError
-from ns_train.metrics import read_metrics
-from ns_train.run_dir import RunLayout, find_record, read_records
-from ns_train.trainer import CHECKPOINT_DIR
+from ns_train.jsonl import read_jsonl
+from ns_train.run_dir import (
+    CHECKPOINT_DIR,
+    RunLayout,
+    Step,
+    find_record,
+    planned_steps,
+    read_records,
+)
 
 State = Literal["done", "partial", "pending"]
 
@@ -22,7 +28,7 @@ class StepStatus:
     """One step of the run: its state and a short detail (accuracy, progress)."""
 
     iteration: int
-    step: str
+    step: Step
     state: State
     detail: str
     path: Path
@@ -37,16 +43,12 @@ def run_status(run_dir: Path) -> list[StepStatus]:
         )
     config = json.loads(layout.config.read_text())
     records = read_records(layout)
-    steps = [(0, "teacher", layout.teacher)]
-    for number in range(1, config["iterations"] + 1):
-        steps += [
-            (number, "label", layout.labels(number)),
-            (number, "plan", layout.plan(number)),
-            (number, "student", layout.student(number)),
-        ]
-        if number == 1 and config["unnoised_baseline"]:
-            steps.append((number, "student-unnoised", layout.baseline(number)))
-    return [_status(layout, config, records, *step) for step in steps]
+    steps = planned_steps(layout, config["iterations"], config["unnoised_baseline"])
+    return [
+        _status(layout, config, records, planned.iteration, planned.step, planned.folder)
+        for planned in steps
+        if planned.step is not Step.ITERATION
+    ]
 
 
 def _status(
@@ -54,7 +56,7 @@ def _status(
     config: dict[str, object],
     records: list[dict[str, object]],
     iteration: int,
-    step: str,
+    step: Step,
     path: Path,
 ) -> StepStatus:
     record = find_record(records, iteration, step)
@@ -62,13 +64,13 @@ def _status(
         return StepStatus(iteration, step, "done", _done_detail(record), path)
     if not path.exists():
         return StepStatus(iteration, step, "pending", "", path)
-    if step == "label":
+    if step is Step.LABEL:
         data = config["data"]
         unlabeled = layout.data / "unlabeled" if data["source"] == "digits" else data["unlabeled"]
         total = len(Manifest.load(Path(unlabeled)).shards)
         done = len(list(path.glob(f"*{SUFFIX}")))
         return StepStatus(iteration, step, "partial", f"{done}/{total} shards labeled", path)
-    if step == "plan" or (path / CHECKPOINT_DIR).exists():
+    if step is Step.PLAN or (path / CHECKPOINT_DIR).exists():
         return StepStatus(iteration, step, "partial", "finished, not yet recorded", path)
     trained = [r["step"] for r in _job_metrics(path) if r["kind"] == "train"]
     detail = f"step {trained[-1]} logged" if trained else "started"
@@ -89,4 +91,4 @@ def _done_detail(record: dict[str, object]) -> str:
 
 def _job_metrics(path: Path) -> list[dict[str, object]]:
     metrics = path / "metrics.jsonl"
-    return read_metrics(metrics) if metrics.exists() else []
+    return read_jsonl(metrics) if metrics.exists() else []

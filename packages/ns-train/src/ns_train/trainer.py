@@ -43,6 +43,7 @@ from ns_train.metrics import MetricsLog, RunningMeans
 from ns_train.optim import build_optimizer, build_schedule
 from ns_train.plots import plot_training
 from ns_train.progress import job_progress
+from ns_train.run_dir import CHECKPOINT_DIR
 from ns_train.runtime import Runtime, start, stop
 from ns_train.state import (
     Snapshot,
@@ -53,7 +54,6 @@ from ns_train.state import (
     save_snapshot,
 )
 
-CHECKPOINT_DIR = "checkpoint"
 LOG_EVERY = 10
 """Steps between `metrics.jsonl` lines (loss averaged over them) and loss updates on the bar."""
 

@@ -11,9 +11,6 @@ from rich.markdown import Markdown
 from ns_cli.console import report_console
 from ns_cli.errors import run_reporting_errors
 from ns_cli.options import Seed
-from ns_train.demo import run_demo
-from ns_train.report import report_markdown
-from ns_train.run_dir import RunLayout
 
 
 def demo_command(
@@ -33,6 +30,10 @@ def demo_command(
     console = report_console()
 
     def main() -> None:
+        from ns_train.demo import run_demo
+        from ns_train.report import report_markdown
+        from ns_train.run_dir import RunLayout
+
         result = run_demo(
             out,
             seed=seed,

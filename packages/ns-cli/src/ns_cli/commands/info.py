@@ -5,22 +5,24 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-import numpy as np
 import typer
 
 from ns_cli.errors import run_reporting_errors
-from ns_data.describe import describe_shard_set
 from ns_data.errors import DataError
 from ns_data.manifest import MANIFEST_NAME
-from ns_data.pseudo_labels import SUFFIX, PseudoLabels
-from ns_models import card_lines, model_card, read_config
 
 
 def describe_path(path: Path) -> list[str]:
     """Lines describing whatever `path` is; DataError when it is none of the known artifacts."""
+    from ns_data.pseudo_labels import SUFFIX
+
     if (path / MANIFEST_NAME).is_file() or "://" in str(path):
+        from ns_data.describe import describe_shard_set
+
         return describe_shard_set(path).lines()
     if (path / "config.json").is_file() and (path / "weights.safetensors").is_file():
+        from ns_models.checkpoint import read_config
+
         config = read_config(path)
         return [
             f"{path}: checkpoint of {config.model_name}, {config.num_classes} classes, "
@@ -29,6 +31,10 @@ def describe_path(path: Path) -> list[str]:
             f"written by ns {config.ns_version}",
         ]
     if path.is_dir() and any(path.glob(f"*{SUFFIX}")):
+        import numpy as np
+
+        from ns_data.pseudo_labels import PseudoLabels
+
         store = PseudoLabels(path)
         top_class, confidence = store.top1()
         counts = np.bincount(top_class, minlength=store.num_classes)
@@ -61,6 +67,8 @@ def info_command(
 
     def run() -> None:
         if model is not None:
+            from ns_models.card import card_lines, model_card
+
             lines = card_lines(model_card(model))
         elif path is not None:
             lines = describe_path(path)

@@ -9,7 +9,6 @@ import typer
 
 from ns_cli.errors import run_reporting_errors
 from ns_cli.options import Backend, Device
-from ns_train.labeler import label
 
 
 def label_command(
@@ -43,6 +42,8 @@ def label_command(
     """
 
     def run() -> None:
+        from ns_train.labeler import label
+
         summary = label(
             teacher,
             data,

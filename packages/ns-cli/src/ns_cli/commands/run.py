@@ -12,13 +12,6 @@ from rich.table import Table
 
 from ns_cli.console import report_console
 from ns_cli.errors import run_reporting_errors
-from ns_train.config_files import overrides_as_dict
-from ns_train.errors import TrainError
-from ns_train.iterate import run
-from ns_train.presets import PRESETS, preset
-from ns_train.report import report_markdown
-from ns_train.run_config import load_run_config, run_config_from_dict
-from ns_train.run_dir import RunLayout
 
 
 def run_command(
@@ -55,6 +48,14 @@ def run_command(
     console = report_console()
 
     def main() -> None:
+        from ns_train.config_files import overrides_as_dict
+        from ns_train.errors import TrainError
+        from ns_train.iterate import run
+        from ns_train.presets import PRESETS, preset
+        from ns_train.report import report_markdown
+        from ns_train.run_config import load_run_config, run_config_from_dict
+        from ns_train.run_dir import RunLayout
+
         if list_presets:
             table = Table("preset", "recipe")
             for item in PRESETS.values():

@@ -8,8 +8,6 @@ from typing import Annotated
 import typer
 
 from ns_cli.errors import run_reporting_errors
-from ns_data.selection import DEFAULT_THRESHOLD
-from ns_train.selection_plan import make_plan
 
 
 def select_command(
@@ -18,8 +16,12 @@ def select_command(
     unlabeled: Annotated[Path, typer.Option("--unlabeled", help="Unlabeled shard set.")],
     out: Annotated[Path, typer.Option("--out", help="Folder for plan.npy and its summary.")],
     threshold: Annotated[
-        float, typer.Option("--threshold", help="Drop images whose top-1 probability is lower.")
-    ] = DEFAULT_THRESHOLD,
+        float | None,
+        typer.Option(
+            "--threshold",
+            help="Drop images whose top-1 probability is lower (default: the paper's 0.3).",
+        ),
+    ] = None,
     per_class: Annotated[
         int | None,
         typer.Option(
@@ -36,13 +38,15 @@ def select_command(
     """
 
     def run() -> None:
-        summary = make_plan(
-            labels, labeled, unlabeled, out, threshold=threshold, per_class=per_class
-        )
+        from ns_data.selection import DEFAULT_THRESHOLD
+        from ns_train.selection_plan import make_plan
+
+        cut = DEFAULT_THRESHOLD if threshold is None else threshold
+        summary = make_plan(labels, labeled, unlabeled, out, threshold=cut, per_class=per_class)
         t = summary.selection.totals
         typer.echo(
             f"{summary.plan}: {t['rows']} images → {t['kept']} kept ({t['duplicates']} extra "
-            f"copies, {t['copies']} per epoch), dropped {t['below']} under {threshold:g} and "
+            f"copies, {t['copies']} per epoch), dropped {t['below']} under {cut:g} and "
             f"{t['dropped']} over their class target"
         )
 

@@ -4,18 +4,17 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated, cast
+from typing import TYPE_CHECKING, Annotated, cast
 
 import typer
 from rich.console import Console
 
 from ns_cli.errors import run_reporting_errors
-from ns_data.describe import describe_shard_set
 from ns_data.errors import DataError
-from ns_data.output_dir import REJECTED_NAME
-from ns_data.shard_image import Verify
-from ns_data.sharding import ShardConfig, shard_images
-from ns_data.sources import SourceKind
+
+if TYPE_CHECKING:
+    from ns_data.shard_image import Verify
+    from ns_data.sources import SourceKind
 
 _UNITS = {"": 1, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}
 
@@ -80,15 +79,19 @@ def shard(
     """
 
     def run() -> None:
+        from ns_data.describe import describe_shard_set
+        from ns_data.output_dir import REJECTED_NAME
+        from ns_data.sharding import ShardConfig, shard_images
+
         config = ShardConfig(
             prefix=prefix,
-            kind=cast(SourceKind, kind),
+            kind=cast("SourceKind", kind),
             classes_file=classes,
             max_count=max_count,
             max_bytes=parse_bytes(max_bytes),
             max_side=max_side,
             quality=quality,
-            verify=cast(Verify, verify),
+            verify=cast("Verify", verify),
             workers=workers,
             overwrite=overwrite,
         )

@@ -10,7 +10,6 @@ from rich.console import Console
 from rich.table import Table
 
 from ns_cli.errors import run_reporting_errors
-from ns_train.status import run_status
 
 _STYLE = {"done": "green", "partial": "yellow", "pending": "dim"}
 
@@ -24,6 +23,8 @@ def status_command(
     """
 
     def main() -> None:
+        from ns_train.status import run_status
+
         table = Table("iteration", "step", "state", "detail", title=str(run_dir))
         for step in run_status(run_dir):
             style = _STYLE[step.state]

@@ -8,10 +8,6 @@ from typing import Annotated
 import typer
 
 from ns_cli.errors import run_reporting_errors
-from ns_train.config import TrainConfig
-from ns_train.config_files import resolve
-from ns_train.data import TrainInputs
-from ns_train.trainer import train
 
 
 def train_command(
@@ -58,6 +54,11 @@ def train_command(
     """
 
     def run() -> None:
+        from ns_train.config import TrainConfig
+        from ns_train.config_files import resolve
+        from ns_train.data import TrainInputs
+        from ns_train.trainer import train
+
         settings = resolve(TrainConfig, TrainConfig(), config, overrides or [])
         inputs = TrainInputs(labeled, eval_set, unlabeled, pseudo_labels, plan, init)
         result = train(settings, inputs, out, resume=resume)
