@@ -1,4 +1,4 @@
-"""`ns eval`: top-1/top-5 of a checkpoint on a labeled shard set."""
+"""`ns eval`: a checkpoint's evaluation report, or a robustness suite (ImageNet-C, ImageNet-A)."""
 
 from __future__ import annotations
 
@@ -7,35 +7,119 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from rich.console import Console
 
 from ns_cli.errors import run_reporting_errors
 from ns_cli.options import Backend, Device
-from ns_train.evaluate import evaluate
 
 
 def eval_command(
     checkpoint: Annotated[Path, typer.Option("--checkpoint", help="Checkpoint folder.")],
-    data: Annotated[Path, typer.Option("--data", help="Labeled shard set.")],
+    data: Annotated[
+        Path,
+        typer.Option(
+            "--data",
+            help="Labeled shard set or folder of class folders; for --suite, the suite's folder.",
+        ),
+    ],
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", help="Write eval.json, eval.md and plots (or the suite's) here."),
+    ] = None,
+    suite: Annotated[
+        str | None,
+        typer.Option("--suite", help="imagenet-c or imagenet-a (see docs/robustness.md)."),
+    ] = None,
+    clean: Annotated[
+        Path | None,
+        typer.Option("--clean", help="imagenet-c: the clean eval set, for the relative mCE."),
+    ] = None,
+    baseline: Annotated[
+        Path | None,
+        typer.Option(
+            "--baseline",
+            help="imagenet-c: normalize by another model's imagenet-c.json instead of AlexNet.",
+        ),
+    ] = None,
+    limit_per_class: Annotated[
+        int | None,
+        typer.Option("--limit-per-class", help="Image folders: the first N images of each class."),
+    ] = None,
     batch_size: Annotated[int, typer.Option("--batch-size", help="Images per batch.")] = 128,
+    workers: Annotated[
+        int | None, typer.Option("--workers", help="Loader workers (default: CPUs, at most 8).")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
     backend: Backend = "auto",
     device: Device = "auto",
 ) -> None:
-    """Evaluate a checkpoint (no noise, center crop at its resolution) on a labeled shard set.
+    """Evaluate a checkpoint (EMA weights, no noise, center crop at its resolution).
 
-    Example: ns eval --checkpoint runs/student/checkpoint --data shards/val
+    Reports top-1, top-5, per-class accuracy, NLL and calibration error; classes are matched by
+    name, so the data may hold any subset of the checkpoint's classes.
+
+    Example: ns eval --checkpoint runs/student/checkpoint --data photos/val --out runs/student/eval
+
+    Example: ns eval --checkpoint CKPT --suite imagenet-c --data imagenet-c/ --clean val/ --out OUT
+
+    Example: ns eval --checkpoint CKPT --suite imagenet-a --data imagenet-a/
     """
+    common = {"batch_size": batch_size, "backend": backend, "device": device, "workers": workers}
 
     def run() -> None:
-        result = evaluate(checkpoint, data, batch_size=batch_size, backend=backend, device=device)
-        if as_json:
-            typer.echo(json.dumps(result.to_dict()))
-        else:
-            typer.echo(
-                f"top-1 {100 * result.top1:.2f}%  top-5 {100 * result.top5:.2f}%  ({result.count} images)"
+        from ns_train.errors import TrainError
+
+        if suite is None:
+            from ns_train.eval_report import evaluate_checkpoint, write_eval_report
+
+            report = evaluate_checkpoint(
+                checkpoint, data, limit_per_class=limit_per_class, **common
             )
+            written = write_eval_report(report, out) if out is not None else []
+            _print(report.to_dict(), report.summary_line(), written, as_json)
+        elif suite == "imagenet-a":
+            from ns_train.suites import evaluate_imagenet_a
+
+            report = evaluate_imagenet_a(
+                checkpoint, data, out, limit_per_class=limit_per_class, **common
+            )
+            _print(
+                report.to_dict(),
+                f"ImageNet-A: {report.summary_line()}",
+                [out] if out else [],
+                as_json,
+            )
+        elif suite == "imagenet-c":
+            from ns_train.suites import IMAGENET_C_MD, evaluate_imagenet_c
+
+            if out is None:
+                raise TrainError("--suite imagenet-c needs --out DIR (results are kept per unit)")
+            console = Console(stderr=True, highlight=False)
+            result = evaluate_imagenet_c(
+                checkpoint,
+                data,
+                out,
+                clean=clean,
+                baseline=baseline,
+                limit_per_class=limit_per_class,
+                notify=lambda line: console.print(f"[dim]{line}[/]"),
+                **common,
+            )
+            text = (out / IMAGENET_C_MD).read_text()
+            _print(result.summary.to_dict(), text.rstrip(), [out], as_json)
+        else:
+            raise TrainError(f"unknown suite {suite!r}: use imagenet-c or imagenet-a")
 
     run_reporting_errors(run)
+
+
+def _print(values: dict[str, object], text: str, written: list[Path], as_json: bool) -> None:
+    if as_json:
+        typer.echo(json.dumps(values))
+        return
+    typer.echo(text)
+    for path in written:
+        typer.echo(f"wrote {path}")
 
 
 def register(app: typer.Typer) -> None:
