@@ -32,7 +32,18 @@ def ns(*args: str, debug: bool = False) -> subprocess.CompletedProcess[str]:
 def test_help_lists_every_command() -> None:
     result = runner.invoke(app, ["--help"])
     assert result.exit_code == 0
-    for command in ("shard", "info", "train", "label", "select", "eval", "run", "status", "demo"):
+    for command in (
+        "shard",
+        "info",
+        "train",
+        "label",
+        "select",
+        "eval",
+        "corrupt",
+        "run",
+        "status",
+        "demo",
+    ):
         assert command in result.output
 
 

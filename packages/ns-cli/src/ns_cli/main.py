@@ -4,7 +4,18 @@ from __future__ import annotations
 
 import typer
 
-from ns_cli.commands import demo, eval_cmd, info, label, run, select, shard, status, train
+from ns_cli.commands import (
+    corrupt,
+    demo,
+    eval_cmd,
+    info,
+    label,
+    run,
+    select,
+    shard,
+    status,
+    train,
+)
 from ns_cli.errors import run_reporting_errors
 
 app = typer.Typer(
@@ -14,7 +25,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-for module in (shard, info, train, label, select, eval_cmd, run, status, demo):
+for module in (shard, info, train, label, select, eval_cmd, corrupt, run, status, demo):
     module.register(app)
 
 
