@@ -27,6 +27,11 @@ workers = 0
 device = "cpu"
 eval_every = 1.0
 
+[robustness]
+corruptions = ["gaussian_noise", "contrast"]
+severities = [1, 5]
+images_per_class = 2
+
 [student]
 epochs = 0.1
 batch_size = 16
@@ -56,8 +61,8 @@ def test_run_status_and_rerun(tmp_path: Path) -> None:
     assert first.returncode == 0, first.stderr
     assert "teacher top-1" in first.stdout and (out / "report.md").exists()
     status = ns("status", str(out))
-    assert status.returncode == 0 and status.stdout.count("done") == 4
+    assert status.returncode == 0 and status.stdout.count("done") == 5
     again = ns("run", str(config), "--out", str(out), "--quiet")
-    assert again.returncode == 0 and again.stdout.count("skipped") == 5
+    assert again.returncode == 0 and again.stdout.count("skipped") == 6
     changed = ns("run", str(config), "--out", str(out), "--set", "iterations=2")
     assert changed.returncode == 1 and "made by another config" in changed.stderr

@@ -166,3 +166,34 @@ def test_ns_eval_cli_writes_the_report(
     assert result.exit_code == 0, result.output
     assert "top-1" in result.output and "ECE" in result.output
     assert (tmp_path / "eval" / "reliability.png").is_file()
+
+
+def test_ns_corrupt_then_the_imagenet_c_suite_through_the_cli(
+    teacher: TrainResult, digits: DigitsSplits, tmp_path: Path
+) -> None:
+    runner, corrupted, out = CliRunner(), tmp_path / "test-c", tmp_path / "out"
+    made = runner.invoke(
+        app,
+        [
+            "corrupt",
+            str(digits.test),
+            str(corrupted),
+            *("--corruption", "gaussian_noise", "--corruption", "pixelate"),
+            *("--severity", "1", "--severity", "5"),
+            *("--limit-per-class", "3", "--workers", "1"),
+        ],
+    )
+    assert made.exit_code == 0, made.output
+    suite = [
+        "eval",
+        *("--checkpoint", str(teacher.checkpoint), "--suite", "imagenet-c"),
+        *("--data", str(corrupted), "--clean", str(digits.test), "--out", str(out)),
+        *("--backend", "torch", "--device", "cpu", "--workers", "0"),
+    ]
+    result = runner.invoke(app, suite)
+    assert result.exit_code == 0, result.output
+    assert "| gaussian_noise |" in result.output and "relative mCE" in result.output
+    stored = json.loads((out / "imagenet-c.json").read_text())
+    assert set(stored["errors"]) == {"gaussian_noise", "pixelate"}
+    assert sorted(stored["errors"]["pixelate"]) == ["1", "5"]
+    assert len(list((out / "units").glob("*.json"))) == 5  # 4 units and the clean set

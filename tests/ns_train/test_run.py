@@ -152,3 +152,33 @@ def test_a_noised_teacher_labels_differently(finished: RunSummary, tmp_path: Pat
     clean = PseudoLabels(layout.labels(1)).top1()[1].astype(np.float32)
     noised = PseudoLabels(tmp_path).top1()[1].astype(np.float32)
     assert not np.allclose(clean, noised)
+
+
+def test_the_robustness_step_adds_to_a_finished_run(
+    finished: RunSummary, digits: DigitsSplits, tmp_path: Path
+) -> None:
+    root = tmp_path / "run"
+    shutil.copytree(finished.report.parent, root)
+    robustness = {
+        "enabled": True,
+        "corruptions": ["gaussian_noise", "contrast", "spatter"],
+        "severities": [1, 5],
+        "images_per_class": 2,
+        "backend": "torch",
+    }
+    config = tiny_run(digits, robustness=robustness)
+    said: list[str] = []
+    summary = run(config, root, force=True, show_progress=False, notify=said.append)
+    record = summary.records[-1]
+    assert record["step"] == "robustness" and record["units"] == 6
+    models = record["models"]
+    assert list(models) == ["teacher", "iteration 1 student", "iteration 1 unnoised student"]
+    assert models["teacher"]["mce_vs_teacher"] == pytest.approx(1.0)
+    assert set(models["teacher"]["error"]) == {"gaussian_noise", "contrast", "spatter"}
+    assert (root / "robustness/student-1/imagenet-c.json").is_file()
+    report = (root / "report.md").read_text()
+    assert "Robustness to corruptions" in report and (root / "robustness.png").is_file()
+    assert [s.state for s in run_status(root)][-1] == "done"
+    again: list[str] = []
+    run(config, root, show_progress=False, notify=again.append)
+    assert again[-1] == "iteration 1: robustness done before, skipped"

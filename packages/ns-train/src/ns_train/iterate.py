@@ -19,6 +19,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from ns_data.corrupt import RECORD_NAME as CORRUPTIONS_RECORD
 from ns_data.digits import write_digits
 from ns_data.manifest import Manifest
 from ns_models import LADDER, SPECS, check_name, is_at_least, next_larger, rung
@@ -42,6 +43,7 @@ from ns_train.run_dir import (
     planned_steps,
     read_records,
 )
+from ns_train.run_robustness import TrainedModel, measure_robustness
 from ns_train.selection_plan import PLAN_FILE, make_plan
 from ns_train.state import latest_snapshot
 from ns_train.trainer import TrainResult, train
@@ -153,7 +155,10 @@ def run(
     layout = RunLayout(Path(out))
     claim(layout, to_dict(config), force=force)
     loop = _Loop(config, models, layout, prepare_data(config, layout), show_progress, notify)
-    for planned in planned_steps(layout, config.iterations, config.unnoised_baseline):
+    steps = planned_steps(
+        layout, config.iterations, config.unnoised_baseline, config.robustness.enabled
+    )
+    for planned in steps:
         loop.step(planned)
     return RunSummary(read_records(layout), write_report(layout))
 
@@ -180,6 +185,7 @@ class _Loop:
             Step.STUDENT: self.student,
             Step.UNNOISED: self.unnoised_student,
             Step.ITERATION: self.summary,
+            Step.ROBUSTNESS: self.robustness,
         }
 
     def step(self, planned: PlannedStep) -> Record:
@@ -248,6 +254,35 @@ class _Loop:
             "iteration_wall_s": round(sum(r["wall_s"] for r in (labels, plan, student)), 1),
         }
 
+    def robustness(self, iterations: int, out: Path) -> dict[str, object]:
+        if self.data.eval_set is None:
+            raise TrainError("the robustness step needs data.eval: the set to corrupt")
+        layout = self.layout
+        models = [TrainedModel("teacher", "teacher", layout.teacher / CHECKPOINT_DIR)]
+        for number in range(1, iterations + 1):
+            folder = layout.student(number)
+            models.append(
+                TrainedModel(
+                    f"iteration {number} student", f"student-{number}", folder / CHECKPOINT_DIR
+                )
+            )
+            if number == 1 and self.config.unnoised_baseline:
+                unnoised_folder = layout.baseline(number) / CHECKPOINT_DIR
+                models.append(
+                    TrainedModel(
+                        "iteration 1 unnoised student", "student-unnoised-1", unnoised_folder
+                    )
+                )
+        return measure_robustness(
+            self.config.robustness,
+            self.data.eval_set,
+            models,
+            out,
+            device=self.config.student.device,
+            show_progress=self.show_progress,
+            notify=self.notify,
+        )
+
     def train(self, job: TrainConfig, inputs: TrainInputs, out: Path) -> dict[str, object]:
         if out.exists() and not (out / CHECKPOINT_DIR).exists() and latest_snapshot(out) is None:
             shutil.rmtree(out)  # killed before its first snapshot: start again cleanly
@@ -309,6 +344,8 @@ def _done_file(planned: PlannedStep) -> Path:
         return planned.folder / CHECKPOINT_DIR
     if planned.step is Step.LABEL:
         return planned.folder / LABELS_SUMMARY
+    if planned.step is Step.ROBUSTNESS:
+        return planned.folder / "data" / CORRUPTIONS_RECORD
     return planned.folder / PLAN_FILE
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from ns_train.config import NoiseConfig, OptimConfig, TrainConfig
 from ns_train.errors import TrainError
-from ns_train.run_config import DataConfig, RunConfig
+from ns_train.run_config import DataConfig, RobustnessConfig, RunConfig
 
 
 def digits_job(**changes: object) -> TrainConfig:
@@ -38,8 +38,9 @@ def digits_job(**changes: object) -> TrainConfig:
 
 def digits_demo() -> RunConfig:
     """The demo: 5 labels per digit, ~1,250 unlabeled; a B0 teacher, two B0 students (each
-    starting from its teacher's weights) and an unnoised student of iteration 1 for comparison
-    (about 4 minutes on 2 idle CPU cores)."""
+    starting from its teacher's weights) and an unnoised student of iteration 1 for comparison,
+    then every model on 10 test digits per class under 19 corruptions × 5 severities
+    (about 6 minutes on 2 idle CPU cores)."""
     return RunConfig(
         name="digits-demo",
         data=DataConfig(source="digits", labels_per_class=5, test_per_class=50),
@@ -59,6 +60,7 @@ def digits_demo() -> RunConfig:
         students=("efficientnet_b0",),
         init_from_teacher=True,
         unnoised_baseline=True,
+        robustness=RobustnessConfig(enabled=True, images_per_class=10, backend="torch"),
     )
 
 

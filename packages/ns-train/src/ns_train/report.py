@@ -18,6 +18,7 @@ from ns_train.run_dir import Record, RunLayout, Step, find_record, read_records
 ACCURACY_PLOT = "accuracy.png"
 CONFIDENCE_PLOT = "confidence.png"
 PER_CLASS_PLOT = "per_class.png"
+ROBUSTNESS_PLOT = "robustness.png"
 
 _COLUMNS = (
     "iteration",
@@ -86,8 +87,32 @@ def report_markdown(layout: RunLayout) -> str:
         "(kept once + duplicated copies); wall time includes labeling and selection.",
         "",
     ]
+    robustness = next((r for r in records if r["step"] == Step.ROBUSTNESS), None)
+    if robustness is not None:
+        lines += robustness_lines(robustness)
     lines += [f"![{name}]({name})" for name in _plots(layout, records)]
     return "\n".join(lines) + "\n"
+
+
+def robustness_lines(record: Record) -> list[str]:
+    """The robustness table: each model's mCE relative to the teacher (100) and to AlexNet."""
+    models = record["models"]
+    lines = [
+        "## Robustness to corruptions",
+        "",
+        f"Every model on the eval set corrupted ImageNet-C style ({record['units']} corruption × "
+        "severity sets). mCE normalized by the teacher: 100 is the teacher, lower is more robust.",
+        "",
+        "| model | mCE (teacher = 100) | mean corruption error | mCE (AlexNet = 100) |",
+        "|---|---:|---:|---:|",
+    ]
+    for label, values in models.items():
+        errors = list(values["error"].values())
+        lines.append(
+            f"| {label} | {_number(values['mce_vs_teacher'])} | "
+            f"{_percent(sum(errors) / len(errors))} | {_number(values['mce_vs_alexnet'])} |"
+        )
+    return [*lines, ""]
 
 
 def write_report(layout: RunLayout) -> Path:
@@ -107,7 +132,30 @@ def _plots(layout: RunLayout, records: list[Record]) -> list[str]:
     if labeled:
         _confidence_plot(layout, sorted(labeled), layout.root / CONFIDENCE_PLOT)
         written.append(CONFIDENCE_PLOT)
+    robustness = next((r for r in records if r["step"] == Step.ROBUSTNESS), None)
+    if robustness is not None:
+        _robustness_plot(robustness["models"], layout.root / ROBUSTNESS_PLOT)
+        written.append(ROBUSTNESS_PLOT)
     return written
+
+
+def _robustness_plot(models: dict[str, dict[str, object]], out: Path) -> None:
+    """Mean top-1 error per corruption, one bar group per corruption and a bar per model."""
+    corruptions = list(next(iter(models.values()))["error"])  # type: ignore[call-overload]
+    fig = Figure(figsize=(max(7.0, 0.5 * len(corruptions) * max(1, len(models) / 2)), 3.8))
+    ax = fig.subplots()
+    width = 0.8 / len(models)
+    for index, (label, values) in enumerate(models.items()):
+        error = values["error"]
+        heights = [100 * error[c] for c in corruptions]  # type: ignore[index]
+        ax.bar(np.arange(len(corruptions)) + index * width, heights, width, label=label)
+    ax.set_xticks(
+        np.arange(len(corruptions)) + 0.4 - width / 2, corruptions, rotation=45, ha="right"
+    )
+    ax.set(ylabel="top-1 error (%)", title="error per corruption (mean over severities)")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out, dpi=110)
 
 
 def _accuracy_plot(models: list[tuple[str, Record]], out: Path) -> None:
@@ -159,6 +207,10 @@ def _confidence_plot(layout: RunLayout, iterations: list[int], out: Path) -> Non
 
 def _percent(value: float | None) -> str:
     return "—" if value is None else f"{100 * value:.1f}%"
+
+
+def _number(value: float | None) -> str:
+    return "—" if value is None else f"{100 * value:.1f}"
 
 
 def _duration(seconds: float) -> str:

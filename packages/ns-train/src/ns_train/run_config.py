@@ -18,6 +18,9 @@ from ns_data.selection import DEFAULT_THRESHOLD
 from ns_train.config import TrainConfig, from_dict, to_dict
 from ns_train.config_files import merge, read_toml
 from ns_train.errors import TrainError
+from ns_train.robustness_metrics import BENCHMARK_CORRUPTIONS, EXTRA_CORRUPTIONS
+
+SEVERITIES = (1, 2, 3, 4, 5)
 
 
 @dataclass(kw_only=True, slots=True)
@@ -47,6 +50,47 @@ class DataConfig:
             raise TrainError(f'data.source must be "shards" or "digits", got {self.source!r}')
         if self.labels_per_class < 1 or self.test_per_class < 1:
             raise TrainError("data.labels_per_class and data.test_per_class must be positive")
+
+
+@dataclass(kw_only=True, slots=True)
+class RobustnessConfig:
+    """Whether and how `ns run` measures its models' robustness to corruptions."""
+
+    enabled: bool = False
+    """Add the robustness step after the last iteration (needs `data.eval`)."""
+    corruptions: tuple[str, ...] = ()
+    """ImageNet-C corruption names; empty: the 15 benchmark corruptions and the 4 extra ones."""
+    severities: tuple[int, ...] = SEVERITIES
+    """Severities 1-5 to apply."""
+    images_per_class: int | None = None
+    """Corrupt only the first N eval images of each class (None: all of them)."""
+    seed: int = 0
+    """Seed of the corruptions' randomness (same seed, same images)."""
+    backend: str = "auto"
+    """Loader backend of the evaluations (small images: `torch` starts fastest)."""
+    workers: int | None = None
+    """Loader workers of the evaluations, and processes that corrupt (None: cores)."""
+    batch_size: int = 256
+    """Images per forward pass."""
+
+    def __post_init__(self) -> None:
+        known = set(BENCHMARK_CORRUPTIONS) | set(EXTRA_CORRUPTIONS)
+        unknown = [c for c in self.corruptions if c not in known]
+        if unknown:
+            raise TrainError(
+                f"robustness.corruptions has unknown names {unknown}; choose from "
+                f"{', '.join(sorted(known))}"
+            )
+        if not self.severities or any(s not in SEVERITIES for s in self.severities):
+            raise TrainError(f"robustness.severities must be within 1-5, got {self.severities}")
+        if self.images_per_class is not None and self.images_per_class < 1:
+            raise TrainError("robustness.images_per_class must be positive or absent")
+        if self.batch_size < 1:
+            raise TrainError(f"robustness.batch_size must be positive, got {self.batch_size}")
+
+    @property
+    def names(self) -> tuple[str, ...]:
+        return self.corruptions or (*BENCHMARK_CORRUPTIONS, *EXTRA_CORRUPTIONS)
 
 
 @dataclass(kw_only=True, slots=True)
@@ -89,6 +133,8 @@ class RunConfig:
     stochastic depth) on the same pseudo labels, as the paper's Table 6 does."""
     label_batch_size: int = 256
     """Images per forward pass when labeling."""
+    robustness: RobustnessConfig = field(default_factory=RobustnessConfig)
+    """The robustness step: every model on corrupted copies of the eval set (ImageNet-C)."""
 
     def __post_init__(self) -> None:
         if self.iterations < 0:
@@ -101,6 +147,8 @@ class RunConfig:
             raise TrainError(f"ratios must be positive, got {list(self.ratios)}")
         if self.label_batch_size < 1:
             raise TrainError(f"label_batch_size must be positive, got {self.label_batch_size}")
+        if self.robustness.enabled and not (self.data.eval or self.data.source == "digits"):
+            raise TrainError("robustness.enabled needs data.eval: the set to corrupt and evaluate")
 
 
 def run_config_from_dict(data: dict[str, Any], base: RunConfig | None = None) -> RunConfig:

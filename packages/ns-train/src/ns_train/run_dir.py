@@ -7,6 +7,7 @@ RUN/iter-1/labels/       the teacher of iteration 1 labels the unlabeled set
 RUN/iter-1/plan/         filter + balance: plan.npy, selection.json
 RUN/iter-1/student/      the student; its EMA weights teach iteration 2
 RUN/iter-1/student-unnoised/   the unnoised baseline (unnoised_baseline = true)
+RUN/robustness/          corrupted eval sets (data/) and each model's ImageNet-C results
 RUN/metrics.jsonl        one record per finished step, and one per finished iteration
 RUN/report.md, RUN/*.png the report and its plots
 """
@@ -44,6 +45,8 @@ class Step(StrEnum):
     UNNOISED = "student-unnoised"
     ITERATION = "iteration"
     """Not work: the record summing up a finished iteration (written after its last step)."""
+    ROBUSTNESS = "robustness"
+    """After the last iteration: every model on corrupted copies of the eval set."""
 
 
 TRAINED = (Step.TEACHER, Step.STUDENT, Step.UNNOISED)
@@ -91,6 +94,10 @@ class RunLayout:
     def baseline(self, number: int) -> Path:
         return self.iteration(number) / "student-unnoised"
 
+    @property
+    def robustness(self) -> Path:
+        return self.root / "robustness"
+
     def model_dir(self, number: int) -> Path:
         """The training job of iteration `number`: the teacher (0) or that iteration's student."""
         return self.teacher if number == 0 else self.student(number)
@@ -105,7 +112,9 @@ class PlannedStep:
     folder: Path
 
 
-def planned_steps(layout: RunLayout, iterations: int, unnoised_baseline: bool) -> list[PlannedStep]:
+def planned_steps(
+    layout: RunLayout, iterations: int, unnoised_baseline: bool, robustness: bool = False
+) -> list[PlannedStep]:
     """The run's steps in order, the one definition that `ns run` and `ns status` follow."""
     steps = [PlannedStep(0, Step.TEACHER, layout.teacher)]
     for number in range(1, iterations + 1):
@@ -117,6 +126,8 @@ def planned_steps(layout: RunLayout, iterations: int, unnoised_baseline: bool) -
         if number == 1 and unnoised_baseline:
             steps.append(PlannedStep(number, Step.UNNOISED, layout.baseline(number)))
         steps.append(PlannedStep(number, Step.ITERATION, layout.student(number)))
+    if robustness:
+        steps.append(PlannedStep(iterations, Step.ROBUSTNESS, layout.robustness))
     return steps
 
 

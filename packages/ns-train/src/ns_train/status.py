@@ -43,7 +43,12 @@ def run_status(run_dir: Path) -> list[StepStatus]:
         )
     config = json.loads(layout.config.read_text())
     records = read_records(layout)
-    steps = planned_steps(layout, config["iterations"], config["unnoised_baseline"])
+    steps = planned_steps(
+        layout,
+        config["iterations"],
+        config["unnoised_baseline"],
+        config.get("robustness", {}).get("enabled", False),
+    )
     return [
         _status(layout, config, records, planned.iteration, planned.step, planned.folder)
         for planned in steps
@@ -83,6 +88,13 @@ def _done_detail(record: dict[str, object]) -> str:
         parts.append(f"{record['model']} top-1 {100 * float(record['top1']):.1f}%")  # type: ignore[arg-type]
     if "mean_confidence" in record:
         parts.append(f"{record['samples']} images, mean confidence {record['mean_confidence']}")
+    if "models" in record:  # the robustness step
+        models = record["models"]
+        assert isinstance(models, dict)
+        parts.append(
+            "mCE vs teacher: "
+            + ", ".join(f"{k} {100 * v['mce_vs_teacher']:.1f}" for k, v in models.items())
+        )
     if "used" in record:
         parts.append(f"{record['used']} used, {record['dropped']} dropped")
     parts.append(f"{record['wall_s']} s")
