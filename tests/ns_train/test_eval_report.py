@@ -197,3 +197,37 @@ def test_ns_corrupt_then_the_imagenet_c_suite_through_the_cli(
     assert set(stored["errors"]) == {"gaussian_noise", "pixelate"}
     assert sorted(stored["errors"]["pixelate"]) == ["1", "5"]
     assert len(list((out / "units").glob("*.json"))) == 5  # 4 units and the clean set
+
+
+def test_ns_perturb_then_the_imagenet_p_suite_through_the_cli(
+    teacher: TrainResult, digits: DigitsSplits, tmp_path: Path
+) -> None:
+    runner, sequences, out = CliRunner(), tmp_path / "test-p", tmp_path / "out"
+    made = runner.invoke(
+        app,
+        [
+            *("perturb", str(digits.test), str(sequences)),
+            *("--perturbation", "gaussian_noise", "--perturbation", "rotate"),
+            *("--limit-per-class", "1", "--workers", "1"),
+        ],
+    )
+    assert made.exit_code == 0, made.output
+    (sequences / "rotate" / "3" / "broken.mp4").write_bytes(b"not a video")
+    suite = [
+        *("eval", "--checkpoint", str(teacher.checkpoint), "--suite", "imagenet-p"),
+        *("--data", str(sequences), "--out", str(out), "--device", "cpu"),
+    ]
+    first = runner.invoke(app, suite)
+    assert first.exit_code == 0, first.output
+    assert "| gaussian_noise |" in first.output and "No mFR" in first.output
+    stored = json.loads((out / "imagenet-p.json").read_text())
+    assert set(stored["flip_probability"]) == {"gaussian_noise", "rotate"}
+    assert all(0.0 <= fp <= 1.0 for fp in stored["flip_probability"].values())
+    assert [Path(p).name for p in stored["unreadable"]["rotate"]] == ["broken.mp4"]
+    versus_itself = runner.invoke(app, [*suite, "--baseline", str(out / "imagenet-p.json")])
+    assert versus_itself.exit_code == 0, versus_itself.output
+    rated = json.loads((out / "imagenet-p.json").read_text())
+    flipped = {name for name, fp in stored["flip_probability"].items() if fp > 0}
+    assert set(rated["flip_rate"]) == flipped  # a baseline that never flips rates nothing
+    assert all(rate == pytest.approx(1.0) for rate in rated["flip_rate"].values())
+    assert rated["mfr"] == (pytest.approx(1.0) if flipped else None)

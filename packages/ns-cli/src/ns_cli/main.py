@@ -10,6 +10,7 @@ from ns_cli.commands import (
     eval_cmd,
     info,
     label,
+    perturb,
     run,
     select,
     shard,
@@ -25,7 +26,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-for module in (shard, info, train, label, select, eval_cmd, corrupt, run, status, demo):
+for module in (shard, info, train, label, select, eval_cmd, corrupt, perturb, run, status, demo):
     module.register(app)
 
 

@@ -43,7 +43,7 @@ from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
 from queue import Empty
-from typing import Any, Literal, cast
+from typing import Any, Literal
 
 import cv2
 import numpy as np
@@ -53,11 +53,15 @@ from rich.progress import Progress, TaskID
 
 from ns_data.atomic import atomic_path, write_json
 from ns_data.errors import DataError
-from ns_data.manifest import MANIFEST_NAME
+from ns_data.labeled_source import (
+    LabeledImages,
+    decode_rgb,
+    open_labeled,
+    released_name,
+    select_per_class,
+)
 from ns_data.progress import image_progress
-from ns_data.shard_set import ShardSet
 from ns_data.shard_writer import ShardSetWriter
-from ns_data.sources import SourceItem, read_bytes, read_source
 
 CORRUPTIONS = (
     "gaussian_noise",
@@ -161,85 +165,10 @@ def _corrupt(pixels: np.ndarray, name: str, severity: int, seed: int) -> np.ndar
 
 
 @dataclass(frozen=True)
-class _Images:
-    """A labeled source read by position: a shard set, or the files of a class-folder tree."""
-
-    description: str
-    classes: list[str]
-    keys: list[str]
-    labels: list[int]
-    shards: ShardSet | None
-    items: list[SourceItem]
-    """The files, when `shards` is None."""
-
-    def read(self, position: int) -> bytes:
-        if self.shards is not None:
-            return self.shards.read_image(position)
-        return read_bytes(self.items[position])
-
-    def origin(self, position: int) -> str:
-        if self.shards is not None:
-            return f"{self.shards.directory}:{self.keys[position]}"
-        return self.items[position].path
-
-
-def _open_source(source: Path) -> _Images:
-    if not source.exists():
-        raise DataError(
-            f"source {source} does not exist; pass a labeled shard set or a class-folder tree"
-        )
-    if (source / MANIFEST_NAME).is_file():
-        shards = ShardSet(source)
-        if not shards.manifest.labeled:
-            raise DataError(
-                f"{source} is an unlabeled shard set; pass a labeled one (`ns shard` of a "
-                "class-folder tree) or the class-folder tree itself"
-            )
-        labels = shards.labels.tolist()
-        return _Images(
-            f"shards:{source}", shards.manifest.classes, _shard_keys(shards), labels, shards, []
-        )
-    entries = list(os.scandir(source)) if source.is_dir() else []
-    visible = [e for e in entries if not e.name.startswith(".")]
-    if not visible or not all(e.is_dir() for e in visible):
-        raise DataError(
-            f"{source} is neither a labeled shard set (it has no {MANIFEST_NAME}) nor a "
-            "class-folder tree; pass `ns shard` output or a folder with one folder per class"
-        )
-    src = read_source(source, kind="imagefolder")
-    assert src.classes is not None
-    keys = [item.key for item in src.items]
-    labels = [cast(int, item.label) for item in src.items]
-    return _Images(src.description, src.classes, keys, labels, None, src.items)
-
-
-def _shard_keys(shards: ShardSet) -> list[str]:
-    """Every sample's key, in id order: the member names in the sets' DALI indexes."""
-    keys: list[str] = []
-    for info in shards.manifest.shards:
-        lines = (shards.directory / info.index).read_text().splitlines()[1:]
-        keys.extend(line.split()[3].split(".", 1)[0] for line in lines)
-    return keys
-
-
-def _select(labels: list[int], limit_per_class: int | None) -> list[int]:
-    """Positions of the samples kept: all, or the first `limit_per_class` of each class."""
-    if limit_per_class is None:
-        return list(range(len(labels)))
-    seen: dict[int, int] = {}
-    kept = []
-    for position, label in enumerate(labels):
-        seen[label] = seen.get(label, 0) + 1
-        if seen[label] <= limit_per_class:
-            kept.append(position)
-    return kept
-
-
-@dataclass(frozen=True)
 class _Plan:
     """What every unit shares; set once per worker process."""
 
-    images: _Images
+    images: LabeledImages
     positions: list[int]
     seed: int
     layout: Layout
@@ -287,12 +216,12 @@ def corrupt_set(
     levels = sorted({int(severity) for severity in severities})
     _check_options(names, levels, seed, workers, layout, quality, limit_per_class)
     source_path, out_path = Path(source).absolute(), Path(out).absolute()
-    images = _open_source(source_path)
+    images = open_labeled(source_path)
     if out_path.resolve().is_relative_to(source_path.resolve()):
         raise DataError(f"output {out_path} is inside the source {source_path}; write it elsewhere")
     if layout == "imagenet-c":
         _check_class_names(images.classes, source_path)
-    positions = _select(images.labels, limit_per_class)
+    positions = select_per_class(images.labels, limit_per_class)
     record = {
         "format": RECORD_FORMAT,
         "source": images.description,
@@ -480,7 +409,7 @@ def _write_unit(
             else:
                 tmp.mkdir()
                 for position, data, _ in samples:
-                    path = tmp / _released_name(images, position)
+                    path = tmp / released_name(images, position)
                     path.parent.mkdir(parents=True, exist_ok=True)
                     path.write_bytes(data)
         except BaseException:
@@ -501,7 +430,7 @@ class _Corrupted:
         plan, unit = self.plan, self.unit
         index = _NAMES.index(unit.corruption)
         for done, position in enumerate(plan.positions, 1):
-            pixels = _decode(plan.images, position)
+            pixels = decode_rgb(plan.images, position)
             seed = np.random.SeedSequence([plan.seed, index, unit.severity, position])
             image_seed = int(seed.generate_state(1)[0])
             corrupted = corrupt_image(pixels, unit.corruption, unit.severity, image_seed)
@@ -512,21 +441,3 @@ class _Corrupted:
             yield position, data, (pixels.shape[1], pixels.shape[0])
             if done % _REPORT_EVERY == 0:
                 self.report(unit.number, done, self.written)
-
-
-def _decode(images: _Images, position: int) -> np.ndarray:
-    data = images.read(position)
-    try:
-        with Image.open(io.BytesIO(data)) as image:
-            return np.asarray(image.convert("RGB"))
-    except Exception as err:  # PIL raises many types (OSError, SyntaxError, ValueError, ...)
-        raise DataError(
-            f"{images.origin(position)} does not decode ({type(err).__name__}: {err}); remove "
-            "it, or shard the set with `ns shard`, which rejects such files"
-        ) from err
-
-
-def _released_name(images: _Images, position: int) -> str:
-    """`<class>/<key>.JPEG`, the key without a leading `<class>/` (class-folder sources)."""
-    name = images.classes[images.labels[position]]
-    return f"{name}/{images.keys[position].removeprefix(name + '/')}.JPEG"

@@ -1,4 +1,5 @@
-"""Robustness suites of `ns eval --suite`: ImageNet-C (corruption error) and ImageNet-A.
+"""Robustness suites of `ns eval --suite`: ImageNet-C (corruption error), ImageNet-A and
+ImageNet-P (flip rates).
 
     result = evaluate_imagenet_c(Path("ckpt"), Path("imagenet-c"), Path("out"), clean=Path("val"))
 
@@ -15,11 +16,20 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
+import torch
+
 from ns_data.atomic import atomic_path, write_json
+from ns_data.errors import DataError
 from ns_data.manifest import MANIFEST_NAME
+from ns_data.perturb import VIDEO_SUFFIX, read_video
+from ns_data.torch_pipeline import build_transform
+from ns_data.views import View
+from ns_models import teacher_mode
 from ns_train.errors import TrainError
 from ns_train.eval_report import (
     EvalReport,
+    LoadedCheckpoint,
     evaluate_loaded,
     labeled_shards,
     load_for_eval,
@@ -28,14 +38,21 @@ from ns_train.eval_report import (
 from ns_train.plots import plot_corruption_errors
 from ns_train.robustness_metrics import (
     BENCHMARK_CORRUPTIONS,
+    BENCHMARK_PERTURBATIONS,
     EXTRA_CORRUPTIONS,
+    EXTRA_PERTURBATIONS,
     IMAGENET_A_INDICES,
+    NOISE_PERTURBATIONS,
     CorruptionSummary,
     corruption_summary,
+    flip_probability,
+    flip_rate,
+    mean_flip_rate,
+    top5_distance,
 )
-from ns_train.runtime import start
+from ns_train.runtime import Runtime, start
 
-SUITES = ("imagenet-c", "imagenet-a")
+SUITES = ("imagenet-c", "imagenet-a", "imagenet-p")
 IMAGENET_C_JSON = "imagenet-c.json"
 IMAGENET_C_MD = "imagenet-c.md"
 IMAGENET_C_PLOT = "imagenet-c.png"
@@ -297,3 +314,191 @@ def _check_imagenet_a_classes(model: list[str], present: list[str], root: Path) 
             f"{root} holds 200 classes, but not ImageNet-A's 200 in the checkpoint's ImageNet "
             "order; check that its class names are ImageNet-1k wnids sorted as usual"
         )
+
+
+IMAGENET_P_JSON = "imagenet-p.json"
+IMAGENET_P_MD = "imagenet-p.md"
+KNOWN_PERTURBATIONS = (*BENCHMARK_PERTURBATIONS, *EXTRA_PERTURBATIONS)
+
+
+@dataclass(frozen=True, slots=True)
+class PerturbationResult:
+    """Flip probability and top-5 distance per perturbation; flip rates when a baseline is given."""
+
+    flip_probability: dict[str, float]
+    top5_distance: dict[str, float]
+    flip_rate: dict[str, float]
+    mfr: float | None
+    unreadable: dict[str, list[str]]
+    out: Path
+
+
+def find_sequences(
+    root: Path, limit_per_class: int | None = None
+) -> dict[str, list[tuple[Path, str]]]:
+    """Per perturbation folder of `root`: its videos and their classes (`PERT/CLASS/*.mp4`)."""
+    expected = (
+        f"expected {root}/PERTURBATION/CLASS/*.mp4 (ImageNet-P's layout, or `ns perturb`'s) with "
+        f"PERTURBATION one of {', '.join(KNOWN_PERTURBATIONS[:4])}, …"
+    )
+    if not root.is_dir():
+        raise TrainError(f"{root} is not a folder; {expected}")
+    found: dict[str, list[tuple[Path, str]]] = {}
+    for folder in sorted(p for p in root.iterdir() if p.is_dir() and p.name in KNOWN_PERTURBATIONS):
+        videos = []
+        for class_dir in sorted(p for p in folder.iterdir() if p.is_dir()):
+            files = sorted(class_dir.glob(f"*{VIDEO_SUFFIX}"))[:limit_per_class]
+            videos += [(path, class_dir.name) for path in files]
+        if not videos:
+            raise TrainError(
+                f"{folder} holds no {VIDEO_SUFFIX} videos in class folders; {expected}"
+            )
+        found[folder.name] = videos
+    if not found:
+        names = ", ".join(p.name for p in sorted(root.iterdir())[:5]) or "nothing"
+        raise TrainError(f"{root} holds no perturbation folders (found {names}); {expected}")
+    return found
+
+
+def evaluate_imagenet_p(
+    checkpoint: Path,
+    root: Path,
+    out: Path,
+    *,
+    baseline: Path | None = None,
+    limit_per_class: int | None = None,
+    batch_size: int = 128,
+    device: str = "auto",
+    notify: Callable[[str], None] = lambda line: None,
+) -> PerturbationResult:
+    """Flip probability (noise sequences against their first frame, the others frame to frame),
+    top-5 distance, and with `baseline` (another model's `imagenet-p.json`) flip rates and mFR.
+    One process; each perturbation's result is saved as soon as it is known (resumable)."""
+    sequences = find_sequences(Path(root), limit_per_class)
+    base = _read_flip_baseline(baseline) if baseline is not None else None
+    runtime = start(device)
+    if runtime.distributed:
+        raise TrainError("--suite imagenet-p runs in one process; start it without torchrun")
+    loaded = load_for_eval(checkpoint, runtime)
+    unit_dir = Path(out) / UNITS_DIR
+    fp, t5d, unreadable = {}, {}, {}
+    for index, (name, videos) in enumerate(sequences.items(), 1):
+        saved = unit_dir / f"{name}.json"
+        if saved.is_file():
+            stored = json.loads(saved.read_text())
+        else:
+            notify(f"[{index}/{len(sequences)}] {name}: {len(videos)} sequences")
+            stored = _perturbation_unit(loaded, name, videos, batch_size, runtime)
+            unit_dir.mkdir(parents=True, exist_ok=True)
+            write_json(saved, stored)
+        fp[name], t5d[name], unreadable[name] = stored["fp"], stored["t5d"], stored["unreadable"]
+    # A perturbation the baseline never flipped on (or lacks) has no flip rate.
+    rates = {name: flip_rate(fp[name], name, base) for name in fp if base and base.get(name)}
+    rated = {name: fp[name] for name in rates}
+    present = [p for p in BENCHMARK_PERTURBATIONS if p in rates]
+    mfr = mean_flip_rate(rated, base) if base and present else None
+    result = PerturbationResult(fp, t5d, rates, mfr, unreadable, Path(out))
+    _write_imagenet_p(result, checkpoint, root, baseline)
+    return result
+
+
+def _perturbation_unit(
+    loaded: LoadedCheckpoint,
+    name: str,
+    videos: list[tuple[Path, str]],
+    batch_size: int,
+    runtime: Runtime,
+) -> dict[str, object]:
+    noise = name in NOISE_PERTURBATIONS
+    view = View(image_size=loaded.meta.image_size, channels_last=True)
+    transform = build_transform(view)
+    flips, distances, unreadable = [], [], []
+    for path, _ in videos:
+        try:
+            frames = read_video(path)
+        except DataError:
+            unreadable.append(str(path))
+            continue
+        top5 = _frame_rankings(loaded.model, frames, transform, batch_size, runtime.device)
+        flips.append(flip_probability(top5[None, :, 0], noise))
+        distances.append(top5_distance(top5[None], noise))
+    if not flips:
+        raise TrainError(f"no video of {name} could be read ({unreadable[0]} first); re-extract")
+    return {
+        "fp": float(np.mean(flips)),
+        "t5d": float(np.mean(distances)),
+        "sequences": len(flips),
+        "unreadable": unreadable,
+    }
+
+
+@torch.no_grad()
+def _frame_rankings(
+    model: torch.nn.Module,
+    frames: np.ndarray,
+    transform: Callable[[torch.Tensor], torch.Tensor],
+    batch_size: int,
+    device: torch.device,
+) -> np.ndarray:
+    """(frames, 5) class ids of each frame's top 5, by decreasing score, in teacher mode."""
+    images = torch.stack([transform(torch.from_numpy(f).permute(2, 0, 1)) for f in frames])
+    tops = []
+    with teacher_mode(model):
+        for chunk in images.split(batch_size):
+            logits = model(chunk.to(device, memory_format=torch.channels_last)).float()
+            tops.append(logits.topk(min(5, logits.shape[1]), dim=1).indices.cpu())
+    return torch.cat(tops).numpy()
+
+
+def _read_flip_baseline(path: Path) -> dict[str, float]:
+    try:
+        stored = json.loads(Path(path).read_text())
+        return {name: float(value) for name, value in stored["flip_probability"].items()}
+    except (OSError, ValueError, KeyError, AttributeError, TypeError) as err:
+        raise TrainError(
+            f"cannot read baseline {path} ({err}); pass the imagenet-p.json that "
+            "`ns eval --suite imagenet-p --out DIR` wrote for the other model"
+        ) from err
+
+
+def _write_imagenet_p(
+    result: PerturbationResult, checkpoint: Path, root: Path, baseline: Path | None
+) -> None:
+    out = result.out
+    out.mkdir(parents=True, exist_ok=True)
+    write_json(
+        out / IMAGENET_P_JSON,
+        {
+            "checkpoint": str(checkpoint),
+            "data": str(root),
+            "normalized_by": str(baseline) if baseline else None,
+            "flip_probability": result.flip_probability,
+            "top5_distance": result.top5_distance,
+            "flip_rate": result.flip_rate,
+            "mfr": result.mfr,
+            "unreadable": result.unreadable,
+        },
+    )
+    lines = [
+        "| perturbation | flip probability | top-5 distance | flip rate |",
+        "|---|---:|---:|---:|",
+    ]
+    for name, fp in result.flip_probability.items():
+        rate = result.flip_rate.get(name)
+        extra = "" if name in BENCHMARK_PERTURBATIONS else " (extra)"
+        lines.append(
+            f"| {name}{extra} | {100 * fp:.2f}% | {result.top5_distance[name]:.3f} | "
+            f"{'—' if rate is None else f'{100 * rate:.1f}'} |"
+        )
+    lines.append("")
+    lines.append(
+        f"mFR {100 * result.mfr:.1f} (normalized by {baseline})."
+        if result.mfr is not None
+        else "No mFR: pass --baseline OTHER/imagenet-p.json (AlexNet's flip probabilities are not "
+        "published in the benchmark's code)."
+    )
+    skipped = sum(len(v) for v in result.unreadable.values())
+    if skipped:
+        lines.append(f"{skipped} unreadable videos skipped (listed in {IMAGENET_P_JSON}).")
+    with atomic_path(out / IMAGENET_P_MD) as tmp:
+        tmp.write_text("\n".join(lines) + "\n")

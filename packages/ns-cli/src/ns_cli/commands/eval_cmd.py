@@ -38,7 +38,7 @@ def eval_command(
         Path | None,
         typer.Option(
             "--baseline",
-            help="imagenet-c: normalize by another model's imagenet-c.json instead of AlexNet.",
+            help="imagenet-c/-p: normalize by another model's imagenet-c.json / imagenet-p.json.",
         ),
     ] = None,
     limit_per_class: Annotated[
@@ -63,6 +63,8 @@ def eval_command(
     Example: ns eval --checkpoint CKPT --suite imagenet-c --data imagenet-c/ --clean val/ --out OUT
 
     Example: ns eval --checkpoint CKPT --suite imagenet-a --data imagenet-a/
+
+    Example: ns eval --checkpoint CKPT --suite imagenet-p --data val-p/ --out OUT
     """
     common = {"batch_size": batch_size, "backend": backend, "device": device, "workers": workers}
 
@@ -107,8 +109,27 @@ def eval_command(
             )
             text = (out / IMAGENET_C_MD).read_text()
             _print(result.summary.to_dict(), text.rstrip(), [out], as_json)
+        elif suite == "imagenet-p":
+            from ns_train.suites import IMAGENET_P_MD, evaluate_imagenet_p
+
+            if out is None:
+                raise TrainError("--suite imagenet-p needs --out DIR (results are kept per unit)")
+            console = Console(stderr=True, highlight=False)
+            result = evaluate_imagenet_p(
+                checkpoint,
+                data,
+                out,
+                baseline=baseline,
+                limit_per_class=limit_per_class,
+                batch_size=batch_size,
+                device=device,
+                notify=lambda line: console.print(f"[dim]{line}[/]"),
+            )
+            text = (out / IMAGENET_P_MD).read_text()
+            values = {"flip_probability": result.flip_probability, "mfr": result.mfr}
+            _print(values, text.rstrip(), [out], as_json)
         else:
-            raise TrainError(f"unknown suite {suite!r}: use imagenet-c or imagenet-a")
+            raise TrainError(f"unknown suite {suite!r}: use imagenet-c, imagenet-a or imagenet-p")
 
     run_reporting_errors(run)
 
