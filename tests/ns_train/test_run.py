@@ -11,6 +11,7 @@ import pytest
 
 from ns_data.digits import DigitsSplits
 from ns_data.pseudo_labels import PseudoLabels
+from ns_data.shard_set import ShardSet
 from ns_train.errors import TrainError
 from ns_train.iterate import RunSummary, run
 from ns_train.labeler import label
@@ -182,3 +183,30 @@ def test_the_robustness_step_adds_to_a_finished_run(
     again: list[str] = []
     run(config, root, show_progress=False, notify=again.append)
     assert again[-1] == "iteration 1: robustness done before, skipped"
+
+
+def test_the_oracle_baseline_trains_on_the_true_labels(tmp_path: Path) -> None:
+    from ns_data.digits import write_digits
+
+    sets = write_digits(tmp_path / "d", labels_per_class=5, test_per_class=10, with_truth=True)
+    assert sets.unlabeled_truth is not None
+    config = tiny_run(
+        sets,
+        unnoised_baseline=False,
+        oracle_baseline=True,
+        data={"unlabeled_truth": str(sets.unlabeled_truth)},
+    )
+    summary = run(config, tmp_path / "run", show_progress=False)
+    steps = [r["step"] for r in summary.records]
+    assert steps == ["teacher", "label", "plan", "student", "student-oracle", "iteration"]
+    truth = PseudoLabels(tmp_path / "run/iter-1/oracle-labels")
+    top_class, confidence = truth.top1()
+    assert np.array_equal(top_class, ShardSet(sets.unlabeled_truth).labels)
+    assert np.all(confidence == 1)
+    assert "(oracle: true labels)" in summary.report.read_text()
+    assert [s.step for s in run_status(tmp_path / "run")][-1] == "student-oracle"
+
+
+def test_an_oracle_on_own_shards_needs_their_true_labels(digits: DigitsSplits) -> None:
+    with pytest.raises(TrainError, match=r"oracle_baseline needs data\.unlabeled_truth"):
+        tiny_run(digits, oracle_baseline=True)

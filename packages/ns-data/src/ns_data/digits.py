@@ -29,6 +29,8 @@ class DigitsSplits:
     labeled: Path
     unlabeled: Path
     test: Path
+    unlabeled_truth: Path | None = None
+    """The unlabeled images again with their labels, same keys and order (oracle baselines)."""
 
 
 def digit_jpeg(pixels: np.ndarray, size: int, quality: int = 95) -> bytes:
@@ -66,18 +68,25 @@ def write_digits(
     test_per_class: int = 50,
     seed: int = 0,
     max_count: int = 500,
+    with_truth: bool = False,
 ) -> DigitsSplits:
-    """Write `labeled/`, `unlabeled/` and `test/` shard sets under `out_dir` (skips finished sets)."""
+    """Write `labeled/`, `unlabeled/` and `test/` shard sets under `out_dir` (skips finished sets);
+    `with_truth` also writes `unlabeled-truth/`, the unlabeled digits with their labels."""
     digits = load_digits()
     parts = split_indices(digits.target, labels_per_class, test_per_class, seed)
-    splits = DigitsSplits(*(Path(out_dir) / name for name in ("labeled", "unlabeled", "test")))
+    splits = DigitsSplits(
+        *(Path(out_dir) / name for name in ("labeled", "unlabeled", "test")),
+        unlabeled_truth=Path(out_dir) / "unlabeled-truth" if with_truth else None,
+    )
     source = (
         f"sklearn.datasets.load_digits (size={image_size}, labels_per_class={labels_per_class}, "
         f"test_per_class={test_per_class}, seed={seed})"
     )
-    for directory, indices, labeled in zip(
-        (splits.labeled, splits.unlabeled, splits.test), parts, (True, False, True), strict=True
-    ):
+    sets = [(splits.labeled, parts[0], True), (splits.unlabeled, parts[1], False)]
+    sets.append((splits.test, parts[2], True))
+    if splits.unlabeled_truth is not None:
+        sets.append((splits.unlabeled_truth, parts[1], True))
+    for directory, indices, labeled in sets:
         if _is_complete(directory, source):
             continue
         with ShardSetWriter(

@@ -28,6 +28,7 @@ from ns_train.data import TrainInputs
 from ns_train.errors import TrainError
 from ns_train.labeler import SUMMARY_FILE as LABELS_SUMMARY
 from ns_train.labeler import label
+from ns_train.oracle import write_truth_labels
 from ns_train.report import write_report
 from ns_train.run_config import RunConfig
 from ns_train.run_dir import (
@@ -63,6 +64,7 @@ class RunData:
     labeled: Path
     unlabeled: Path
     eval_set: Path | None
+    unlabeled_truth: Path | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,10 +134,14 @@ def prepare_data(config: RunConfig, layout: RunLayout) -> RunData:
             labels_per_class=data.labels_per_class,
             test_per_class=data.test_per_class,
             seed=config.teacher.seed,
+            with_truth=config.oracle_baseline,
         )
-        return RunData(sets.labeled, sets.unlabeled, sets.test)
+        return RunData(sets.labeled, sets.unlabeled, sets.test, sets.unlabeled_truth)
     found = RunData(
-        Path(data.labeled), Path(data.unlabeled), Path(data.eval) if data.eval else None
+        Path(data.labeled),
+        Path(data.unlabeled),
+        Path(data.eval) if data.eval else None,
+        Path(data.unlabeled_truth) if data.unlabeled_truth else None,
     )
     for path in (found.labeled, found.unlabeled):
         Manifest.load(path)  # a missing or unfinished set fails here, naming it
@@ -156,7 +162,11 @@ def run(
     claim(layout, to_dict(config), force=force)
     loop = _Loop(config, models, layout, prepare_data(config, layout), show_progress, notify)
     steps = planned_steps(
-        layout, config.iterations, config.unnoised_baseline, config.robustness.enabled
+        layout,
+        config.iterations,
+        config.unnoised_baseline,
+        config.robustness.enabled,
+        config.oracle_baseline,
     )
     for planned in steps:
         loop.step(planned)
@@ -184,6 +194,7 @@ class _Loop:
             Step.PLAN: self.plan,
             Step.STUDENT: self.student,
             Step.UNNOISED: self.unnoised_student,
+            Step.ORACLE: self.oracle_student,
             Step.ITERATION: self.summary,
             Step.ROBUSTNESS: self.robustness,
         }
@@ -240,6 +251,14 @@ class _Loop:
         job, inputs = self.student_job(number)
         return self.train(unnoised(job), inputs, out)
 
+    def oracle_student(self, number: int, out: Path) -> dict[str, object]:
+        """The student's job with the true labels of every unlabeled image as its targets."""
+        assert self.data.unlabeled_truth is not None
+        labels = self.layout.oracle_labels(number)
+        write_truth_labels(self.data.unlabeled, self.data.unlabeled_truth, labels)
+        job, inputs = self.student_job(number)
+        return self.train(job, replace(inputs, pseudo_labels=labels, plan=None), out)
+
     def summary(self, number: int, out: Path) -> dict[str, object]:
         labels, plan = self.record(number, Step.LABEL), self.record(number, Step.PLAN)
         student = self.record(number, Step.STUDENT)
@@ -273,6 +292,9 @@ class _Loop:
                         "iteration 1 unnoised student", "student-unnoised-1", unnoised_folder
                     )
                 )
+            if number == 1 and self.config.oracle_baseline:
+                oracle_folder = layout.oracle(number) / CHECKPOINT_DIR
+                models.append(TrainedModel("oracle (true labels)", "oracle-1", oracle_folder))
         return measure_robustness(
             self.config.robustness,
             self.data.eval_set,

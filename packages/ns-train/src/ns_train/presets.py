@@ -10,7 +10,7 @@ import difflib
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ns_train.config import NoiseConfig, OptimConfig, TrainConfig
+from ns_train.config import NoiseConfig, OptimConfig, TrainConfig, replace
 from ns_train.errors import TrainError
 from ns_train.run_config import DataConfig, RobustnessConfig, RunConfig
 
@@ -62,6 +62,12 @@ def digits_demo() -> RunConfig:
         unnoised_baseline=True,
         robustness=RobustnessConfig(enabled=True, images_per_class=10, backend="torch"),
     )
+
+
+def digits_demo_oracle() -> RunConfig:
+    """The demo plus an oracle: iteration 1's student trained on the true labels of the
+    unlabeled digits, the fully supervised upper bound the students are measured against."""
+    return replace(digits_demo(), name="digits-demo-oracle", oracle_baseline=True)
 
 
 def imagenet_job(**changes: object) -> TrainConfig:
@@ -135,6 +141,7 @@ PRESETS: dict[str, Preset] = {
     p.name: p
     for p in (
         Preset("digits-demo", digits_demo),
+        Preset("digits-demo-oracle", digits_demo_oracle),
         Preset("imagenet-b0-b7-l2", imagenet_b0_b7_l2),
         Preset("custom-folder", custom_folder),
     )

@@ -36,7 +36,12 @@ _COLUMNS = (
 
 def model_rows(records: list[Record]) -> list[tuple[str, Record]]:
     """(label, record) of every trained model in order: teacher, students, baselines."""
-    names = {Step.TEACHER: "", Step.STUDENT: "", Step.UNNOISED: " (no noise)"}
+    names = {
+        Step.TEACHER: "",
+        Step.STUDENT: "",
+        Step.UNNOISED: " (no noise)",
+        Step.ORACLE: " (oracle: true labels)",
+    }
     return [
         (f"{r['iteration']}{names[r['step']]}", r)
         for r in sorted(records, key=lambda r: r["iteration"])
@@ -161,11 +166,17 @@ def _robustness_plot(models: dict[str, dict[str, object]], out: Path) -> None:
 def _accuracy_plot(models: list[tuple[str, Record]], out: Path) -> None:
     fig = Figure(figsize=(6, 3.6))
     ax = fig.subplots()
-    main = [(r["iteration"], 100 * r["top1"]) for _, r in models if r["step"] != Step.UNNOISED]
+    main = [
+        (r["iteration"], 100 * r["top1"])
+        for _, r in models
+        if r["step"] not in (Step.UNNOISED, Step.ORACLE)
+    ]
     ax.plot(*zip(*main, strict=True), marker="o", label="teacher → students")
     for _, r in models:
         if r["step"] == Step.UNNOISED:
             ax.scatter(r["iteration"], 100 * r["top1"], marker="x", color="red", label="no noise")
+        if r["step"] == Step.ORACLE:
+            ax.scatter(r["iteration"], 100 * r["top1"], marker="*", color="green", label="oracle")
     ax.set_xticks([i for i, _ in main])
     ax.set(xlabel="iteration", ylabel="top-1 (%)", title="eval accuracy per iteration")
     ax.legend(fontsize=8)

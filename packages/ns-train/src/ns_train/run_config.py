@@ -35,6 +35,8 @@ class DataConfig:
     """Unlabeled shard set the teachers label (source = shards)."""
     eval: str = ""
     """Labeled shard set every model is evaluated on; empty: no accuracy in the report."""
+    unlabeled_truth: str = ""
+    """The unlabeled images with their labels, same order (`oracle_baseline`, source = shards)."""
     labels_per_class: int = 10
     """Digits: labeled images per class (the rest, minus the test set, are unlabeled)."""
     test_per_class: int = 50
@@ -133,6 +135,9 @@ class RunConfig:
     stochastic depth) on the same pseudo labels, as the paper's Table 6 does."""
     label_batch_size: int = 256
     """Images per forward pass when labeling."""
+    oracle_baseline: bool = False
+    """Also train iteration 1's student on the true labels of the unlabeled images (the fully
+    supervised upper bound); needs `data.unlabeled_truth` unless the data are the digits."""
     robustness: RobustnessConfig = field(default_factory=RobustnessConfig)
     """The robustness step: every model on corrupted copies of the eval set (ImageNet-C)."""
 
@@ -147,6 +152,11 @@ class RunConfig:
             raise TrainError(f"ratios must be positive, got {list(self.ratios)}")
         if self.label_batch_size < 1:
             raise TrainError(f"label_batch_size must be positive, got {self.label_batch_size}")
+        if self.oracle_baseline and self.data.source == "shards" and not self.data.unlabeled_truth:
+            raise TrainError(
+                "oracle_baseline needs data.unlabeled_truth: a labeled shard set of the unlabeled "
+                "images, in the same order (`ns shard` of the same files with their class folders)"
+            )
         if self.robustness.enabled and not (self.data.eval or self.data.source == "digits"):
             raise TrainError("robustness.enabled needs data.eval: the set to corrupt and evaluate")
 

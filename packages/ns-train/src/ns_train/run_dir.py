@@ -7,6 +7,7 @@ RUN/iter-1/labels/       the teacher of iteration 1 labels the unlabeled set
 RUN/iter-1/plan/         filter + balance: plan.npy, selection.json
 RUN/iter-1/student/      the student; its EMA weights teach iteration 2
 RUN/iter-1/student-unnoised/   the unnoised baseline (unnoised_baseline = true)
+RUN/iter-1/student-oracle/     the student on true labels (oracle_baseline = true)
 RUN/robustness/          corrupted eval sets (data/) and each model's ImageNet-C results
 RUN/metrics.jsonl        one record per finished step, and one per finished iteration
 RUN/report.md, RUN/*.png the report and its plots
@@ -43,13 +44,15 @@ class Step(StrEnum):
     PLAN = "plan"
     STUDENT = "student"
     UNNOISED = "student-unnoised"
+    ORACLE = "student-oracle"
+    """Iteration 1's student trained on the unlabeled images' true labels (the upper bound)."""
     ITERATION = "iteration"
     """Not work: the record summing up a finished iteration (written after its last step)."""
     ROBUSTNESS = "robustness"
     """After the last iteration: every model on corrupted copies of the eval set."""
 
 
-TRAINED = (Step.TEACHER, Step.STUDENT, Step.UNNOISED)
+TRAINED = (Step.TEACHER, Step.STUDENT, Step.UNNOISED, Step.ORACLE)
 """The steps that train a model (a job folder with a checkpoint)."""
 
 
@@ -94,6 +97,12 @@ class RunLayout:
     def baseline(self, number: int) -> Path:
         return self.iteration(number) / "student-unnoised"
 
+    def oracle(self, number: int) -> Path:
+        return self.iteration(number) / "student-oracle"
+
+    def oracle_labels(self, number: int) -> Path:
+        return self.iteration(number) / "oracle-labels"
+
     @property
     def robustness(self) -> Path:
         return self.root / "robustness"
@@ -113,7 +122,11 @@ class PlannedStep:
 
 
 def planned_steps(
-    layout: RunLayout, iterations: int, unnoised_baseline: bool, robustness: bool = False
+    layout: RunLayout,
+    iterations: int,
+    unnoised_baseline: bool,
+    robustness: bool = False,
+    oracle_baseline: bool = False,
 ) -> list[PlannedStep]:
     """The run's steps in order, the one definition that `ns run` and `ns status` follow."""
     steps = [PlannedStep(0, Step.TEACHER, layout.teacher)]
@@ -125,6 +138,8 @@ def planned_steps(
         ]
         if number == 1 and unnoised_baseline:
             steps.append(PlannedStep(number, Step.UNNOISED, layout.baseline(number)))
+        if number == 1 and oracle_baseline:
+            steps.append(PlannedStep(number, Step.ORACLE, layout.oracle(number)))
         steps.append(PlannedStep(number, Step.ITERATION, layout.student(number)))
     if robustness:
         steps.append(PlannedStep(iterations, Step.ROBUSTNESS, layout.robustness))

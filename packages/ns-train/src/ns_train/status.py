@@ -48,6 +48,7 @@ def run_status(run_dir: Path) -> list[StepStatus]:
         config["iterations"],
         config["unnoised_baseline"],
         config.get("robustness", {}).get("enabled", False),
+        config.get("oracle_baseline", False),
     )
     return [
         _status(layout, config, records, planned.iteration, planned.step, planned.folder)
