@@ -259,3 +259,46 @@ def test_exif_orientation_is_applied(tmp_path: Path, backend: str) -> None:
     pixels = images.permute(0, 2, 3, 1) * std + mean  # N, H, W, 3 in [0, 1]
     assert (pixels[:, :8] - red).abs().max() < 0.1  # the top rows are red
     assert (pixels[:, -8:] - red).abs().amax(dim=-1).min() > 0.3  # the bottom rows are not
+
+
+@pytest.mark.dali
+@needs_dali
+@pytest.mark.parametrize(
+    "dali_backend",
+    [
+        "dali-cpu",
+        pytest.param(
+            "dali-gpu",
+            marks=[
+                pytest.mark.gpu,
+                pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA GPU is visible"),
+            ],
+        ),
+    ],
+)
+def test_exif_rotated_train_crops_match_the_upright_photo(
+    tmp_path: Path, dali_backend: str
+) -> None:
+    """The train view's crop is drawn on the upright size: a 640×480 photo stored sideways
+    with EXIF orientation 6 gives the same crops as the same photo stored upright."""
+    from skimage import data
+
+    upright = np.ascontiguousarray(data.astronaut()[:480, :320])  # portrait, 320 wide
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    sideways, plain = io.BytesIO(), io.BytesIO()
+    Image.fromarray(upright).transpose(Image.Transpose.ROTATE_90).save(
+        sideways, format="JPEG", quality=100, exif=exif.tobytes()
+    )
+    Image.fromarray(upright).save(plain, format="JPEG", quality=100)
+    view = View(image_size=64, train=True, randaugment_n=0, flip=False, scale=(0.1, 0.3))
+    outputs = []
+    for name, encoded, size in (("exif", sideways, (480, 320)), ("plain", plain, (320, 480))):
+        directory = write_set(tmp_path / name, [encoded.getvalue()] * 16, [0] * 16, 1, size)
+        device = "cuda" if dali_backend == "dali-gpu" else "cpu"
+        loader = make(directory, view, dali_backend, seed=5, device=device)
+        outputs.append(epoch(loader)[0].cpu())
+    exif_crops, plain_crops = outputs
+    same = (exif_crops - plain_crops).abs().mean()
+    shuffled = (exif_crops - plain_crops.roll(1, dims=0)).abs().mean()
+    assert same < 0.1 * shuffled  # the same windows, up to JPEG's rounding

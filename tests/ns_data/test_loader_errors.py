@@ -11,7 +11,7 @@ from PIL import Image
 
 from ns_data.errors import DataError
 from ns_data.image_check import checked_decode
-from ns_data.image_structure import structure_problem
+from ns_data.image_structure import read_header, structure_problem
 from ns_data.loader import ImageLoader
 from ns_data.shard_set import ShardSet
 from ns_data.views import View
@@ -134,3 +134,36 @@ def test_dali_recovers_from_a_failed_batch(tmp_path: Path) -> None:
     assert loader.skipped == 1 and 10 in loader.bad_rows
     again = list(ImageLoader(shards, view, batch_size=4, backend="dali-cpu", workers=2, seed=1))
     assert all((a.images == b.images).all() for a, b in zip(batches, again, strict=True))
+
+
+def test_the_header_reads_the_exif_orientation() -> None:
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    sideways = io.BytesIO()
+    Image.new("RGB", (48, 40)).save(sideways, format="JPEG", exif=exif.tobytes())
+    header = read_header(sideways.getvalue())
+    assert not isinstance(header, str)
+    assert (header.width, header.height, header.orientation) == (48, 40, 6)
+    assert header.upright_size == (40, 48)
+    plain = read_header(GOOD)
+    assert not isinstance(plain, str) and plain.orientation == 1 and plain.upright_size == (48, 40)
+
+
+@pytest.mark.dali
+@needs_dali
+def test_an_image_only_dali_refuses_is_skipped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """When torchvision reads an image that DALI's decoder refuses (nvJPEG turns down formats
+    the CPU decoders read), the runner finds it by decoding each row alone with DALI, skips and
+    counts it. Simulated on the CPU: the torchvision re-check is patched to accept everything,
+    so only DALI's own refusal of BOGUS can point at it."""
+    from ns_data import dali_runner
+
+    monkeypatch.setattr(dali_runner, "checked_decode", lambda data: np.zeros((3, 1, 1)))
+    images = [BOGUS if n == 6 else GOOD for n in range(16)]
+    directory = write_set(tmp_path / "refused", images, [n % 2 for n in range(16)], 2, (48, 40))
+    loader = ImageLoader(ShardSet(directory), View(image_size=32), batch_size=8, backend="dali-cpu")
+    ids = np.concatenate([b.sample_ids.numpy() for b in loader])
+    assert sorted(ids.tolist()) == [n for n in range(16) if n != 6]
+    assert list(loader.bad_rows) == [6] and "DALI cannot decode it" in loader.bad_rows[6]

@@ -25,17 +25,28 @@ MAGNITUDE_BINS = 31
 _INTERPOLATION = {"nearest": types.INTERP_NN, "bilinear": types.INTERP_LINEAR}
 
 
-@pipeline_def(enable_conditionals=True)
-def view_pipeline(source: BatchSource, view: View, gpu: bool):  # type: ignore[no-untyped-def]
-    """One batch: (images CHW/HWC float, row ids int64) from `source`: encoded images and rows,
-    and for the train view crop anchors, crop shapes, flips and (RandAugment) ops and signs."""
-    decoder = {
+def _decoder_args(gpu: bool) -> dict[str, object]:
+    return {
         "device": "mixed" if gpu else "cpu",
         "output_type": types.RGB,
         # DALI's mixed (nvJPEG) decoders skip interpolated chroma upsampling unless asked; the CPU
         # decoders always do it. Asked for, 4:2:0 JPEGs decode alike on every backend.
         "jpeg_fancy_upsampling": True,
     }
+
+
+@pipeline_def
+def decode_probe(source: BatchSource, gpu: bool):  # type: ignore[no-untyped-def]
+    """Decode whole images with the view pipelines' decoder: which ones does DALI refuse?"""
+    encoded = fn.external_source(source=source, batch=True, dtype=types.UINT8)
+    return fn.decoders.image(encoded, **_decoder_args(gpu))
+
+
+@pipeline_def(enable_conditionals=True)
+def view_pipeline(source: BatchSource, view: View, gpu: bool):  # type: ignore[no-untyped-def]
+    """One batch: (images CHW/HWC float, row ids int64) from `source`: encoded images and rows,
+    and for the train view crop anchors, crop shapes, flips and (RandAugment) ops and signs."""
+    decoder = _decoder_args(gpu)
     size = [view.image_size, view.image_size]
     if view.train:
         count = 7 if view.randaugment_n else 5  # RandAugment's ops and signs come last

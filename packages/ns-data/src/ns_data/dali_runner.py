@@ -62,7 +62,8 @@ class _Feed:
         data = self.loader.shards.read_image(row)
         known = self.loader.bad_rows.get(row)
         header = known or read_header(data)
-        return data, header if isinstance(header, str) else (header.width, header.height)
+        # DALI's decoders turn EXIF-rotated JPEGs upright, so the crop is drawn on that size.
+        return data, header if isinstance(header, str) else header.upright_size
 
     def __call__(self) -> tuple[list[np.ndarray], ...]:
         for number, rows in self.pending:  # ending the loop ends DALI's epoch
@@ -179,6 +180,8 @@ class _Lane:
         read = self.loader.shards.read_image
         results = {row: checked_decode(read(row)) for row in failed.rows.tolist()}
         culprits = {row: result for row, result in results.items() if isinstance(result, str)}
+        if not culprits:  # images torchvision reads but DALI's decoders refuse (e.g. nvJPEG's)
+            culprits = self._dali_refusals(failed.rows.tolist())
         if not culprits:
             raise err  # not a data problem: DALI's own error is the useful one
         self.loader.bad_rows.update(culprits)
@@ -186,6 +189,38 @@ class _Lane:
         self.pipe = None
         kept = [(n, rows) for n, rows in self.batches if n >= restart]
         self.start(kept, self.feed.spares, self.feed.seed)
+
+    def _dali_refusals(self, rows: list[int]) -> dict[int, str]:
+        """Decode each row alone with DALI's decoder on this lane's device; the ones it refuses,
+        with DALI's reason (a probe pipeline, rebuilt after each refusal)."""
+        from ns_data.dali_pipelines import decode_probe
+
+        loader, refused = self.loader, {}
+        gpu = loader.backend == "dali-gpu"
+        queue: deque[np.ndarray] = deque()
+        probe = None
+        for row in rows:
+            if probe is None:
+                probe = decode_probe(
+                    lambda: [queue.popleft()],
+                    gpu,
+                    batch_size=1,
+                    num_threads=1,
+                    device_id=torch.cuda.current_device() if gpu else None,
+                    prefetch_queue_depth=1,
+                    exec_dynamic=True,
+                )
+                probe.build()
+            queue.append(np.frombuffer(loader.shards.read_image(row), dtype=np.uint8))
+            try:
+                probe.run()
+            except RuntimeError as err:
+                reason = (
+                    str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+                )
+                refused[row] = f"DALI cannot decode it ({reason[:160]})"
+                probe = None
+        return refused
 
     def _build(self) -> None:
         from ns_data.dali_pipelines import view_pipeline

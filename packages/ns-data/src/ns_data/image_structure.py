@@ -1,7 +1,7 @@
 """Tell unreadable images apart without decoding them: a structural check costing microseconds.
 
 `read_header` walks a JPEG's marker segments up to the scan, reads the size from its frame header
-and looks for the end marker (PNG: signature, IHDR size and IEND chunk; WebP: RIFF size and the
+and the EXIF orientation from its APP1 segment, and looks for the end marker (PNG: signature, IHDR size and IEND chunk; WebP: RIFF size and the
 first chunk's size). It catches truncated files, garbage and non-images; a file that passes can still fail a full decode (`image_check.checked_decode`).
 No torch here: `ns shard` workers use it too.
 """
@@ -9,6 +9,7 @@ No torch here: `ns shard` workers use it too.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal
 
 _SOI, _EOI = b"\xff\xd8", b"\xff\xd9"
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
@@ -19,15 +20,22 @@ _FRAME_MARKERS = set(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}  # SOF0-15 (not DHT
 
 @dataclass(frozen=True, slots=True)
 class ImageHeader:
-    """What the header says: the stored extension and the size in pixels (before EXIF rotation)."""
+    """What the header says: the stored extension, the stored size in pixels, and (JPEG) the
+    EXIF orientation that decoders apply (1: as stored; 5-8: turned by a quarter)."""
 
     ext: str
     width: int
     height: int
+    orientation: int = 1
+
+    @property
+    def upright_size(self) -> tuple[int, int]:
+        """(width, height) as decoders that apply the EXIF orientation return the image."""
+        return (self.height, self.width) if self.orientation >= 5 else (self.width, self.height)
 
 
 def _jpeg_header(data: bytes) -> ImageHeader | str:
-    position, size = 2, (0, 0)
+    position, size, orientation = 2, (0, 0), 1
     while position + 4 <= len(data):
         if data[position] != 0xFF:
             return f"no JPEG marker at byte {position}"
@@ -43,6 +51,8 @@ def _jpeg_header(data: bytes) -> ImageHeader | str:
         length = int.from_bytes(data[position + 2 : position + 4], "big")
         if length < 2:
             return f"bad JPEG segment length at byte {position}"
+        if marker == 0xE1 and orientation == 1:  # APP1: Exif (or XMP) metadata
+            orientation = _exif_orientation(data[position + 4 : position + 2 + length])
         if marker in _FRAME_MARKERS and length >= 7:  # precision, height, width, ...
             height = int.from_bytes(data[position + 5 : position + 7], "big")
             size = (int.from_bytes(data[position + 7 : position + 9], "big"), height)
@@ -52,9 +62,33 @@ def _jpeg_header(data: bytes) -> ImageHeader | str:
                 return "truncated JPEG (no end-of-image marker after the scan)"
             if not all(size):
                 return "JPEG without a frame header (or with a zero size) before its scan"
-            return ImageHeader("jpg", *size)
+            return ImageHeader("jpg", *size, orientation)
         position += 2 + length
     return "truncated JPEG (ends inside its header)"
+
+
+def _exif_orientation(segment: bytes) -> int:
+    """Tag 0x0112 of an APP1 Exif segment's first image directory (TIFF layout); 1 when the
+    segment is not Exif, has no such tag, or is damaged."""
+    if not segment.startswith(b"Exif\x00\x00"):
+        return 1
+    tiff = segment[6:]
+    order: Literal["little", "big"]
+    if tiff[:4] == b"II*\x00":
+        order = "little"
+    elif tiff[:4] == b"MM\x00*":
+        order = "big"
+    else:
+        return 1
+    directory = int.from_bytes(tiff[4:8], order)
+    count = int.from_bytes(tiff[directory : directory + 2], order)
+    for entry in range(directory + 2, directory + 2 + 12 * count, 12):
+        if entry + 12 > len(tiff):
+            break
+        if int.from_bytes(tiff[entry : entry + 2], order) == 0x0112:  # a SHORT, left-justified
+            value = int.from_bytes(tiff[entry + 8 : entry + 10], order)
+            return value if 1 <= value <= 8 else 1
+    return 1
 
 
 def read_header(data: bytes) -> ImageHeader | str:
