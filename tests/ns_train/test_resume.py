@@ -88,3 +88,35 @@ def test_killed_and_resumed_job_matches_an_uninterrupted_one(
         line for line in (killed / "metrics.jsonl").read_text().splitlines() if '"train"' in line
     ]
     assert len(steps) == len(set(steps)), "a resumed job logs each step once"
+
+
+def test_sigterm_snapshots_the_current_step_and_exits_143(
+    tmp_path: Path, digits: DigitsSplits
+) -> None:
+    """A scheduler's SIGTERM: the job stops after the step in flight with a snapshot of it (no
+    periodic snapshot is due), exits 128 + 15, and `--resume` finishes from there."""
+    out = tmp_path / "job"
+    settings = [
+        *("--set", "epochs=40", "--set", "batch_size=16", "--set", "image_size=32"),
+        *("--set", "backend=torch", "--set", "workers=0", "--set", "device=cpu"),
+        *("--set", "checkpoint_every=0", "--set", "optim.name=adamw"),
+    ]
+    command = [sys.executable, "-m", "ns_cli", "train", "--labeled", str(digits.labeled)]
+    command += ["--out", str(out), *settings]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    job = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, env=env)
+    metrics, deadline = out / "metrics.jsonl", time.monotonic() + 240
+    while not (metrics.exists() and '"train"' in metrics.read_text()) and job.poll() is None:
+        assert time.monotonic() < deadline, "the job logged no step in time"
+        time.sleep(0.05)
+    job.send_signal(signal.SIGTERM)
+    _, stderr = job.communicate(timeout=120)
+    assert job.returncode == 143, stderr
+    assert "stopped by SIGTERM at step" in stderr and "--resume" in stderr
+    snapshot = latest_snapshot(out)
+    assert snapshot is not None and not (out / "checkpoint").exists()
+    resumed = subprocess.run([*command, "--resume"], capture_output=True, text=True, env=env)
+    assert resumed.returncode == 0, resumed.stderr
+    assert (out / "checkpoint").exists()
+    steps = [line for line in metrics.read_text().splitlines() if '"train"' in line]
+    assert len(steps) == len(set(steps)), "the resumed job logs each step once"

@@ -12,6 +12,7 @@ from rich.console import Console
 from ns_data.errors import DataError
 from ns_models.errors import ModelError
 from ns_train.errors import TrainError
+from ns_train.preemption import Preempted
 
 DOMAIN_ERRORS = (DataError, ModelError, TrainError)
 T = TypeVar("T")
@@ -24,6 +25,11 @@ def run_reporting_errors(command: Callable[[], T]) -> T:
     """
     try:
         return command()
+    except Preempted as err:  # a snapshot was written: exit as the shell reports the signal
+        Console(stderr=True).print(
+            f"[bold yellow]stopped:[/] {err}", highlight=False, soft_wrap=True
+        )
+        sys.exit(err.exit_code)
     except (*DOMAIN_ERRORS, FileNotFoundError) as err:
         if os.environ.get("NS_DEBUG") == "1":
             raise

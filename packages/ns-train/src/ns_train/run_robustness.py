@@ -64,7 +64,9 @@ def measure_robustness(
     errors: dict[str, dict[str, dict[int, float]]] = {}
     for model in models:
         notify(f"robustness: {model.label}")
-        result = evaluate_imagenet_c(model.checkpoint, data, out / model.folder, **options)
+        result = evaluate_imagenet_c(
+            model.checkpoint, data, out / model.folder, show_progress=show_progress, **options
+        )
         errors[model.label] = result.errors
         versus_teacher = corruption_summary(result.errors, baseline=errors[models[0].label])
         results[model.label] = {

@@ -36,6 +36,7 @@ from ns_train.eval_report import (
     write_eval_report,
 )
 from ns_train.plots import plot_corruption_errors
+from ns_train.progress import job_progress
 from ns_train.robustness_metrics import (
     BENCHMARK_CORRUPTIONS,
     BENCHMARK_PERTURBATIONS,
@@ -126,10 +127,12 @@ def evaluate_imagenet_c(
     backend: str = "auto",
     device: str = "auto",
     workers: int | None = None,
+    show_progress: bool = False,
     notify: Callable[[str], None] = lambda line: None,
 ) -> CorruptionResult:
     """Top-1 error per corruption and severity, CE and mCE (AlexNet-normalized, or by another
-    model's `imagenet-c.json` given as `baseline`), relative mCE when `clean` data is given."""
+    model's `imagenet-c.json` given as `baseline`), relative mCE when `clean` data is given;
+    `show_progress`: a bar over the units with the time left."""
     units = find_units(Path(root))
     base = _read_baseline(baseline) if baseline is not None else None
     runtime = start(device)
@@ -162,10 +165,14 @@ def evaluate_imagenet_c(
         return 1 - report.top1
 
     errors: dict[str, dict[int, float]] = {}
-    for index, unit in enumerate(units, 1):
-        notify(f"[{index}/{len(units)}] {unit.name}")
-        errors.setdefault(unit.corruption, {})[unit.severity] = error_of(unit.name, unit.path)
-    clean_error = error_of("clean", Path(clean)) if clean is not None else None
+    with job_progress(show_progress and runtime.is_main) as progress:
+        task = progress.add_task("imagenet-c", total=len(units) + (clean is not None), info="")
+        for unit in units:
+            progress.update(task, info=unit.name)
+            errors.setdefault(unit.corruption, {})[unit.severity] = error_of(unit.name, unit.path)
+            progress.advance(task)
+        clean_error = error_of("clean", Path(clean)) if clean is not None else None
+        progress.advance(task)
     try:
         summary = corruption_summary(
             errors,
@@ -329,6 +336,8 @@ class PerturbationResult:
     top5_distance: dict[str, float]
     flip_rate: dict[str, float]
     mfr: float | None
+    mean_top5_distance: float | None
+    """mT5D: the top-5 distance averaged over the benchmark perturbations present."""
     unreadable: dict[str, list[str]]
     out: Path
 
@@ -369,6 +378,7 @@ def evaluate_imagenet_p(
     limit_per_class: int | None = None,
     batch_size: int = 128,
     device: str = "auto",
+    show_progress: bool = False,
     notify: Callable[[str], None] = lambda line: None,
 ) -> PerturbationResult:
     """Flip probability (noise sequences against their first frame, the others frame to frame),
@@ -382,22 +392,29 @@ def evaluate_imagenet_p(
     loaded = load_for_eval(checkpoint, runtime)
     unit_dir = Path(out) / UNITS_DIR
     fp, t5d, unreadable = {}, {}, {}
-    for index, (name, videos) in enumerate(sequences.items(), 1):
-        saved = unit_dir / f"{name}.json"
-        if saved.is_file():
-            stored = json.loads(saved.read_text())
-        else:
-            notify(f"[{index}/{len(sequences)}] {name}: {len(videos)} sequences")
-            stored = _perturbation_unit(loaded, name, videos, batch_size, runtime)
-            unit_dir.mkdir(parents=True, exist_ok=True)
-            write_json(saved, stored)
-        fp[name], t5d[name], unreadable[name] = stored["fp"], stored["t5d"], stored["unreadable"]
+    with job_progress(show_progress) as progress:
+        task = progress.add_task("imagenet-p", total=len(sequences), info="")
+        for name, videos in sequences.items():
+            progress.update(task, info=name)
+            saved = unit_dir / f"{name}.json"
+            if saved.is_file():
+                stored = json.loads(saved.read_text())
+            else:
+                notify(f"{name}: {len(videos)} sequences")
+                stored = _perturbation_unit(loaded, name, videos, batch_size, runtime)
+                unit_dir.mkdir(parents=True, exist_ok=True)
+                write_json(saved, stored)
+            fp[name], t5d[name] = stored["fp"], stored["t5d"]
+            unreadable[name] = stored["unreadable"]
+            progress.advance(task)
     # A perturbation the baseline never flipped on (or lacks) has no flip rate.
     rates = {name: flip_rate(fp[name], name, base) for name in fp if base and base.get(name)}
     rated = {name: fp[name] for name in rates}
     present = [p for p in BENCHMARK_PERTURBATIONS if p in rates]
     mfr = mean_flip_rate(rated, base) if base and present else None
-    result = PerturbationResult(fp, t5d, rates, mfr, unreadable, Path(out))
+    benchmark = [p for p in BENCHMARK_PERTURBATIONS if p in t5d]
+    mt5d = float(np.mean([t5d[p] for p in benchmark])) if benchmark else None
+    result = PerturbationResult(fp, t5d, rates, mfr, mt5d, unreadable, Path(out))
     _write_imagenet_p(result, checkpoint, root, baseline)
     return result
 
@@ -476,6 +493,7 @@ def _write_imagenet_p(
             "top5_distance": result.top5_distance,
             "flip_rate": result.flip_rate,
             "mfr": result.mfr,
+            "mean_top5_distance": result.mean_top5_distance,
             "unreadable": result.unreadable,
         },
     )
@@ -491,6 +509,10 @@ def _write_imagenet_p(
             f"{'—' if rate is None else f'{100 * rate:.1f}'} |"
         )
     lines.append("")
+    if result.mean_top5_distance is not None:
+        lines.append(
+            f"mT5D {result.mean_top5_distance:.3f} over the benchmark perturbations present."
+        )
     lines.append(
         f"mFR {100 * result.mfr:.1f} (normalized by {baseline})."
         if result.mfr is not None

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import contextlib
 import math
+import signal
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import NoReturn
 
 import torch
 import torch.distributed as dist
@@ -42,6 +44,7 @@ from ns_train.freezing import freeze, keep_statistics, shallow_modules
 from ns_train.metrics import MetricsLog, RunningMeans
 from ns_train.optim import build_optimizer, build_schedule
 from ns_train.plots import plot_training
+from ns_train.preemption import Preempted, StopRequest, stop_requests
 from ns_train.progress import job_progress
 from ns_train.run_dir import CHECKPOINT_DIR
 from ns_train.runtime import Runtime, start, stop
@@ -174,7 +177,10 @@ class Job:
             max(1, round(self.config.eval_every * self.steps_per_epoch)),
         )
         images, started, losses, shown = 0, time.perf_counter(), RunningMeans(), ""
-        with job_progress(enabled=show_progress and self.runtime.is_main) as progress:
+        with (
+            job_progress(enabled=show_progress and self.runtime.is_main) as progress,
+            stop_requests() as stop,
+        ):
             task = progress.add_task(
                 self._role(), total=self.total_steps, completed=self.step, info=""
             )
@@ -215,6 +221,8 @@ class Job:
                         and self.runtime.is_main
                     ):
                         save_snapshot(self.out_dir, self.snapshot(), config.keep_checkpoints)
+                    if self._stopping(stop):
+                        self._stop_here(stop, log)
         wall = time.perf_counter() - started
         log.close()
         checkpoint = self.out_dir / CHECKPOINT_DIR
@@ -230,6 +238,36 @@ class Job:
             self.total_steps,
             images * self.runtime.world_size / wall,
             wall,
+        )
+
+    def _stopping(self, stop: StopRequest) -> bool:
+        """Whether every rank stops now: each step alone, every `LOG_EVERY` steps under DDP (one
+        tiny all-reduce, so that a signal reaching some ranks stops them all at the same step)."""
+        if not self.runtime.distributed:
+            return bool(stop)
+        if self.step % LOG_EVERY:
+            return False
+        flag = torch.tensor([stop.signum or 0], device=self.runtime.device)
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        if flag.item() and not stop:
+            stop.signum = int(flag.item())
+        return bool(flag.item())
+
+    def _stop_here(self, stop: StopRequest, log: MetricsLog) -> NoReturn:
+        """Snapshot this step (unless one was just written), then raise `Preempted`."""
+        log.close()
+        every = self.config.checkpoint_every
+        just_saved = bool(every) and self.step % every == 0
+        if self.runtime.is_main and not just_saved:
+            save_snapshot(self.out_dir, self.snapshot(), self.config.keep_checkpoints)
+        if self.runtime.distributed:
+            dist.barrier()
+        assert stop.signum is not None
+        name = signal.Signals(stop.signum).name
+        raise Preempted(
+            stop.signum,
+            f"stopped by {name} at step {self.step} of {self.total_steps}; the snapshot is in "
+            f"{self.out_dir / 'state'}: rerun the same command (ns train: with --resume) to continue",
         )
 
     def _role(self) -> str:

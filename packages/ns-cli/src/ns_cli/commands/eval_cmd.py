@@ -104,6 +104,7 @@ def eval_command(
                 clean=clean,
                 baseline=baseline,
                 limit_per_class=limit_per_class,
+                show_progress=True,
                 notify=lambda line: console.print(f"[dim]{line}[/]"),
                 **common,
             )
@@ -123,10 +124,16 @@ def eval_command(
                 limit_per_class=limit_per_class,
                 batch_size=batch_size,
                 device=device,
+                show_progress=True,
                 notify=lambda line: console.print(f"[dim]{line}[/]"),
             )
             text = (out / IMAGENET_P_MD).read_text()
-            values = {"flip_probability": result.flip_probability, "mfr": result.mfr}
+            values = {
+                "flip_probability": result.flip_probability,
+                "top5_distance": result.top5_distance,
+                "mfr": result.mfr,
+                "mean_top5_distance": result.mean_top5_distance,
+            }
             _print(values, text.rstrip(), [out], as_json)
         else:
             raise TrainError(f"unknown suite {suite!r}: use imagenet-c, imagenet-a or imagenet-p")
