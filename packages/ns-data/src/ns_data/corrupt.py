@@ -52,6 +52,7 @@ from PIL import Image
 from rich.progress import Progress, TaskID
 
 from ns_data.atomic import atomic_path, write_json
+from ns_data.benchmark_names import CORRUPTIONS, EXTRA_CORRUPTIONS, SEVERITIES
 from ns_data.errors import DataError
 from ns_data.labeled_source import (
     LabeledImages,
@@ -63,27 +64,6 @@ from ns_data.labeled_source import (
 from ns_data.progress import image_progress
 from ns_data.shard_writer import ShardSetWriter
 
-CORRUPTIONS = (
-    "gaussian_noise",
-    "shot_noise",
-    "impulse_noise",
-    "defocus_blur",
-    "glass_blur",
-    "motion_blur",
-    "zoom_blur",
-    "snow",
-    "frost",
-    "fog",
-    "brightness",
-    "contrast",
-    "elastic_transform",
-    "pixelate",
-    "jpeg_compression",
-)
-"""The 15 benchmark corruptions, in ImageNet-C's order (noise, blur, weather, digital)."""
-EXTRA_CORRUPTIONS = ("speckle_noise", "gaussian_blur", "spatter", "saturate")
-"""ImageNet-C's 4 held-out (validation) corruptions."""
-SEVERITIES = (1, 2, 3, 4, 5)
 LAYOUTS = ("shards", "imagenet-c")
 Layout = Literal["shards", "imagenet-c"]
 MIN_SIDE = 32

@@ -12,6 +12,9 @@ from typing import Any
 
 import numpy as np
 
+from ns_data.benchmark_names import CORRUPTIONS
+from ns_data.benchmark_names import EXTRA_CORRUPTIONS as EXTRA_CORRUPTIONS
+
 # ---------------------------------------------------------------------------------------------
 # Calibration
 # ---------------------------------------------------------------------------------------------
@@ -100,27 +103,9 @@ def expected_calibration_error(
 # ImageNet-C (Hendrycks & Dietterich 2019)
 # ---------------------------------------------------------------------------------------------
 
-BENCHMARK_CORRUPTIONS: tuple[str, ...] = (
-    "gaussian_noise",
-    "shot_noise",
-    "impulse_noise",
-    "defocus_blur",
-    "glass_blur",
-    "motion_blur",
-    "zoom_blur",
-    "snow",
-    "frost",
-    "fog",
-    "brightness",
-    "contrast",
-    "elastic_transform",
-    "pixelate",
-    "jpeg_compression",
-)
-"""The 15 corruptions averaged into the mCE, in the benchmark's order."""
-
-EXTRA_CORRUPTIONS: tuple[str, ...] = ("speckle_noise", "gaussian_blur", "spatter", "saturate")
-"""The 4 held-out validation corruptions: reported, never part of the mCE."""
+BENCHMARK_CORRUPTIONS = CORRUPTIONS
+"""The 15 corruptions averaged into the mCE, in the benchmark's order; the 4 held-out validation
+corruptions (`EXTRA_CORRUPTIONS`) are reported, never part of the mCE."""
 
 # AlexNet (torchvision weights) top-1 error on ImageNet-C: the "Average" column and severities 1-5
 # of the table "AlexNet ImageNet-C Error" in hendrycks/robustness README.md (added in 76d93933,

@@ -14,13 +14,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from ns_data.benchmark_names import CORRUPTIONS, EXTRA_CORRUPTIONS, SEVERITIES
 from ns_data.selection import DEFAULT_THRESHOLD
 from ns_train.config import TrainConfig, from_dict, to_dict
 from ns_train.config_files import merge, read_toml
 from ns_train.errors import TrainError
-from ns_train.robustness_metrics import BENCHMARK_CORRUPTIONS, EXTRA_CORRUPTIONS
-
-SEVERITIES = (1, 2, 3, 4, 5)
 
 
 @dataclass(kw_only=True, slots=True)
@@ -76,7 +74,7 @@ class RobustnessConfig:
     """Images per forward pass."""
 
     def __post_init__(self) -> None:
-        known = set(BENCHMARK_CORRUPTIONS) | set(EXTRA_CORRUPTIONS)
+        known = set(CORRUPTIONS) | set(EXTRA_CORRUPTIONS)
         unknown = [c for c in self.corruptions if c not in known]
         if unknown:
             raise TrainError(
@@ -92,7 +90,7 @@ class RobustnessConfig:
 
     @property
     def names(self) -> tuple[str, ...]:
-        return self.corruptions or (*BENCHMARK_CORRUPTIONS, *EXTRA_CORRUPTIONS)
+        return self.corruptions or (*CORRUPTIONS, *EXTRA_CORRUPTIONS)
 
 
 @dataclass(kw_only=True, slots=True)
