@@ -25,11 +25,12 @@ from ns_data.manifest import MANIFEST_NAME
 from ns_data.perturb import VIDEO_SUFFIX, read_video
 from ns_data.torch_pipeline import build_transform
 from ns_data.views import View
-from ns_models import teacher_mode
+from ns_models import read_config, teacher_mode
 from ns_train.errors import TrainError
 from ns_train.eval_report import (
     EvalReport,
     LoadedCheckpoint,
+    evaluate_checkpoint,
     evaluate_loaded,
     labeled_shards,
     load_for_eval,
@@ -293,21 +294,18 @@ def evaluate_imagenet_a(
 
     For a 1,000-class checkpoint whose classes are ImageNet's wnids, the classes found must be
     the benchmark's own 200 (checked against its index list)."""
-    runtime = start(device)
-    loaded = load_for_eval(checkpoint, runtime)
-    with labeled_shards(Path(root), runtime, limit_per_class=limit_per_class) as shards:
-        report = evaluate_loaded(
-            loaded,
-            shards,
-            runtime,
-            restrict=True,
-            batch_size=batch_size,
-            backend=backend,
-            workers=workers,
-            shown_as=Path(root),
-        )
-    _check_imagenet_a_classes(loaded.meta.class_names, report.class_names, Path(root))
-    if out is not None and runtime.is_main:
+    report = evaluate_checkpoint(
+        checkpoint,
+        Path(root),
+        restrict=True,
+        batch_size=batch_size,
+        backend=backend,
+        device=device,
+        workers=workers,
+        limit_per_class=limit_per_class,
+    )
+    _check_imagenet_a_classes(read_config(checkpoint).class_names, report.class_names, Path(root))
+    if out is not None:
         write_eval_report(report, Path(out))
     return report
 
