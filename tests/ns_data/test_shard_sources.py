@@ -1,18 +1,24 @@
-"""Reading `ns shard` sources: order, keys, labels, and one-line errors for bad input."""
+"""Reading `ns shard` sources: order, keys, labels, .tar.gz, damaged tars, refused members, and
+one-line errors for bad input."""
 
 from __future__ import annotations
 
 import io
 import json
 import os
+import re
 import tarfile
+from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
+import webdataset as wds
 from PIL import Image
 
 from ns_data.errors import DataError
-from ns_data.sources import read_source, sample_key
+from ns_data.sharding import ShardConfig, shard_images
+from ns_data.sources import read_bytes, read_items, read_source, sample_key
 
 
 def jpeg(width: int = 8, height: int = 6, shade: int = 100) -> bytes:
@@ -168,3 +174,147 @@ def test_tar_source_groups_members_and_reads_labels(tmp_path: Path) -> None:
     assert source.classes == ["0", "1", "2", "3"]
     assert [(i.key, i.label, i.size) for i in source.items] == [("s1", 3, len(jpeg()))]
     assert [r.origin for r in source.rejected] == ["a-000000.tar:s2"]
+
+
+def noise_jpeg(seed: int) -> bytes:
+    """A 24×24 JPEG of noise: a few KB that gzip cannot shrink."""
+    pixels = np.random.default_rng(seed).integers(0, 255, (24, 24, 3), dtype=np.uint8)
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="JPEG")
+    return buffer.getvalue()
+
+
+def write_tar(path: Path, samples: int, first: int = 0) -> list[tarfile.TarInfo]:
+    """`s{n}.jpg` + `s{n}.cls` per sample (tarfile, plain or gz by name); returns the members."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(path, "w:gz" if path.name.endswith("gz") else "w") as tar:
+        for n in range(first, first + samples):
+            for name, data in [(f"s{n}.jpg", noise_jpeg(n)), (f"s{n}.cls", str(n % 3).encode())]:
+                info = tarfile.TarInfo(name)
+                info.size = len(data)
+                tar.addfile(info, io.BytesIO(data))
+    with tarfile.open(path) as tar:
+        return tar.getmembers()
+
+
+def test_tar_gz_and_tgz_read_like_a_tar(tmp_path: Path) -> None:
+    (tmp_path / "wds").mkdir()
+    for number, name in enumerate(["a.tar", "b.tar.gz", "c.tgz"]):
+        with wds.TarWriter(str(tmp_path / "wds" / name)) as sink:
+            for n in range(3 * number, 3 * number + 3):
+                sink.write({"__key__": f"s{n}", "jpg": noise_jpeg(n), "cls": n % 2})
+    source = read_source(tmp_path / "wds")
+    assert source.kind == "webdataset" and source.classes == ["0", "1"]
+    assert [(i.key, i.label) for i in source.items] == [(f"s{n}", n % 2) for n in range(9)]
+    assert [i.origin for i in source.items][3:5] == ["b.tar.gz:s3", "b.tar.gz:s4"]
+    expected = [noise_jpeg(n) for n in range(9)]
+    assert list(read_items(source.items)) == expected  # one forward pass per .tar.gz
+    assert [read_bytes(i) for i in reversed(source.items)] == expected[::-1]  # any order
+    single = read_source(tmp_path / "wds/c.tgz")
+    assert [i.key for i in single.items] == ["s6", "s7", "s8"]
+    assert read_bytes(single.items[2]) == noise_jpeg(8)
+
+
+Damage = Callable[[list[tarfile.TarInfo], bytes], bytes]
+"""Damage done to a tar's bytes, knowing its members."""
+
+
+def cut_in_member(members: list[tarfile.TarInfo], data: bytes) -> bytes:
+    s2 = next(m for m in members if m.name == "s2.jpg")
+    return data[: s2.offset_data + 100]
+
+
+def cut_in_header(members: list[tarfile.TarInfo], data: bytes) -> bytes:
+    return data[: next(m for m in members if m.name == "s2.jpg").offset + 300]
+
+
+def corrupt_header(members: list[tarfile.TarInfo], data: bytes) -> bytes:
+    offset = next(m for m in members if m.name == "s2.jpg").offset
+    return data[:offset] + b"\x07" * 100 + data[offset + 100 :]
+
+
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        (cut_in_member, r"member s2.jpg is cut short \(the file ends at byte \d+\)"),
+        (cut_in_header, r"cut short inside a header after member s1.cls \(byte \d+\)"),
+        (corrupt_header, r"unreadable header after member s1.cls \(byte \d+\); the members after"),
+    ],
+)
+def test_a_damaged_tar_keeps_the_samples_before_the_damage(
+    tmp_path: Path, damage: Damage, message: str
+) -> None:
+    write_tar(tmp_path / "wds/a.tar", 2, first=10)
+    members = write_tar(tmp_path / "wds/b.tar", 4)
+    bad = tmp_path / "wds/b.tar"
+    bad.write_bytes(damage(members, bad.read_bytes()))
+    write_tar(tmp_path / "wds/c.tar.gz", 2, first=20)
+    source = read_source(tmp_path / "wds")
+    assert [i.key for i in source.items] == ["s10", "s11", "s0", "s1", "s20", "s21"]
+    assert [read_bytes(i) for i in source.items] == [noise_jpeg(n) for n in (10, 11, 0, 1, 20, 21)]
+    assert [d.origin for d in source.damaged] == ["b.tar"]
+    assert re.search(message + r".*; kept 2 samples before it", source.damaged[0].reason)
+    with pytest.raises(DataError, match=r"wds/b.tar is a damaged tar: " + message):
+        read_source(tmp_path / "wds", strict=True)
+
+
+def test_a_cut_tar_gz_keeps_the_samples_before_the_cut(tmp_path: Path) -> None:
+    write_tar(tmp_path / "wds/a.tar.gz", 6)
+    data = (tmp_path / "wds/a.tar.gz").read_bytes()
+    (tmp_path / "wds/a.tar.gz").write_bytes(data[: len(data) // 2])
+    source = read_source(tmp_path / "wds")
+    keys = [i.key for i in source.items]
+    assert keys and keys == [f"s{n}" for n in range(len(keys))] and len(keys) < 3
+    assert [read_bytes(i) for i in source.items] == [noise_jpeg(n) for n in range(len(keys))]
+    reason = source.damaged[0].reason
+    assert "Compressed file ended" in reason and "of the uncompressed tar" in reason
+    with pytest.raises(DataError, match=r"a.tar.gz is a damaged tar: Compressed file ended"):
+        read_source(tmp_path / "wds", strict=True)
+
+
+def test_a_file_that_is_no_tar_is_listed_whole(tmp_path: Path) -> None:
+    write_tar(tmp_path / "wds/a.tar", 1)
+    (tmp_path / "wds/b.tar").write_bytes(b"not a tar at all" * 100)
+    (tmp_path / "wds/c.tgz").write_bytes(b"")
+    source = read_source(tmp_path / "wds")
+    assert [i.key for i in source.items] == ["s0"]
+    assert [(d.origin, d.reason.split(";")[0]) for d in source.damaged] == [
+        ("b.tar", "damaged tar: not readable as a tar: invalid header"),
+        ("c.tgz", "damaged tar: not readable as a tar: empty file"),
+    ]
+
+
+def test_links_devices_and_escaping_names_are_refused_never_extracted(tmp_path: Path) -> None:
+    tar_path = tmp_path / "wds/t.tar"
+    tar_path.parent.mkdir()
+    with tarfile.open(tar_path, "w") as tar:
+        for name, kind, target in [
+            ("s1.jpg", tarfile.REGTYPE, ""),
+            ("../evil.jpg", tarfile.REGTYPE, ""),
+            ("/abs/evil2.jpg", tarfile.REGTYPE, ""),
+            ("sub", tarfile.DIRTYPE, ""),
+            ("link.jpg", tarfile.SYMTYPE, "/etc/passwd"),
+            ("hard.jpg", tarfile.LNKTYPE, "s1.jpg"),
+            ("dev.jpg", tarfile.CHRTYPE, ""),
+            ("pipe.jpg", tarfile.FIFOTYPE, ""),
+        ]:
+            info = tarfile.TarInfo(name)
+            info.type, info.linkname = kind, target
+            data = jpeg() if kind == tarfile.REGTYPE else b""
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    source = read_source(tar_path)
+    assert [i.key for i in source.items] == ["s1"]
+    assert {r.origin: r.reason.split(",")[0].split(" (")[0] for r in source.rejected} == {
+        "t.tar:../evil.jpg": "an absolute name or one with '..': refused",
+        "t.tar:/abs/evil2.jpg": "an absolute name or one with '..': refused",
+        "t.tar:link.jpg": "a symbolic link",
+        "t.tar:hard.jpg": "a hard link",
+        "t.tar:dev.jpg": "a device or FIFO",
+        "t.tar:pipe.jpg": "a device or FIFO",
+    }
+    report = shard_images(tar_path, tmp_path / "out", ShardConfig(workers=1))
+    assert report.manifest.num_samples == 1 and report.rejected == 6
+    rows = [json.loads(line) for line in (tmp_path / "out/rejected.jsonl").read_text().splitlines()]
+    assert {row["file"] for row in rows} == {r.origin for r in source.rejected}
+    assert not list(tmp_path.rglob("evil*")) and not Path("/abs").exists()

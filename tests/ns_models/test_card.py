@@ -1,8 +1,17 @@
-"""Model cards: counts measured on the meta device, paper resolutions and noise."""
+"""Model cards: counts measured on the meta device, paper resolutions and noise; the README.md
+model card of a checkpoint."""
 
 import pytest
 
-from ns_models import ModelError, NoiseConfig, card_lines, card_rows, model_card
+from ns_models import (
+    CheckpointConfig,
+    ModelError,
+    NoiseConfig,
+    card_lines,
+    card_rows,
+    model_card,
+)
+from ns_models.card import checkpoint_readme
 
 
 def test_b0_card_matches_paper() -> None:
@@ -45,3 +54,45 @@ def test_bad_card_requests() -> None:
         model_card("efficientnet_b9")
     with pytest.raises(ModelError, match="num_classes=0"):
         model_card("efficientnet_b0", num_classes=0)
+
+
+def test_checkpoint_readme_says_what_trained_it_and_how_well() -> None:
+    config = CheckpointConfig(
+        model_name="efficientnet_b0",
+        num_classes=2,
+        class_names=["cat", "dog"],
+        image_size=224,
+        noise=NoiseConfig(0.2, 0.2),
+        ema=True,
+        extra={
+            "steps": 300,
+            "eval": {
+                "top1": 0.9123,
+                "top5": 1.0,
+                "loss": 0.25,
+                "count": 500,
+                "per_class": [0.9, 0.92],
+            },
+            "teacher": {"checkpoint": "runs/r/iter-0/teacher/checkpoint", "teacher_id": "ab12"},
+            "robustness": {"imagenet-c mCE": 0.61},
+        },
+        ns_version="0.2.0",
+    )
+    text = checkpoint_readme(config)
+    front, body = text.split("---\n")[1:3]
+    assert "library_name: timm" in front and "license: unknown" in front
+    assert body.startswith("# Model card for efficientnet_b0")
+    for line in (
+        "- **Classes:** 2: cat, dog",
+        "- **Trained by:** ns 0.2.0 (Noisy Student self-training)",
+        "- **Weights:** exponential moving average (EMA) of the trained weights",
+        "- **Preprocessing:** resize the shorter side to 256 px (bilinear), center crop 224 x 224",
+        "- **Training steps:** 300",
+        "  - top-1: 91.23%",
+        "  - images: 500",
+        "  - teacher_id: ab12",
+        "- **robustness:**\n  - imagenet-c mCE: 0.61",
+        'timm.create_model("local-dir:',
+    ):
+        assert line in body
+    assert "per_class" not in body  # in config.json, too long for the card

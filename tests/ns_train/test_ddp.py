@@ -29,13 +29,13 @@ def test_two_ranks_train_one_job(tmp_path: Path, digits: DigitsSplits) -> None:
     ]
     result = torchrun_ns(*args, *TINY, "--set", "batch_size=16")
     assert result.returncode == 0, result.stderr[-2000:]
-    assert (out / "checkpoint" / "weights.safetensors").exists()
+    assert (out / "checkpoint" / "model.safetensors").exists()
     records = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     evals = [r for r in records if r["kind"] == "eval"]
     # rank 0 alone writes; the eval covers the whole test set (100 images) split over both ranks
     assert evals and all(r["step"] <= 6 for r in records)
     config = json.loads((out / "checkpoint" / "config.json").read_text())
-    assert config["num_classes"] == 10 and config["extra"]["eval"]["count"] == 100
+    assert config["num_classes"] == 10 and config["ns"]["extra"]["eval"]["count"] == 100
 
 
 def test_batch_that_does_not_split_across_ranks_is_refused(

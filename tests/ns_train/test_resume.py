@@ -38,7 +38,7 @@ train(tiny_config(**{config!r}), TrainInputs(labeled=Path({labeled!r})), Path({o
 
 
 def weights(out: Path) -> dict[str, torch.Tensor]:
-    return load_file(str(out / "checkpoint" / "weights.safetensors"))
+    return load_file(str(out / "checkpoint" / "model.safetensors"))
 
 
 NO_DALI = not dali_available()

@@ -100,8 +100,8 @@ def test_finetune_freezes_stem_and_first_blocks(
     inputs = TrainInputs(labeled=digits.labeled, init=teacher.checkpoint)
     config = tiny_config(epochs=1.0, freeze_blocks=2, ema_decay=None, image_size=40)
     result = train(config, inputs, tmp_path, show_progress=False)
-    before = load_file(str(teacher.checkpoint / "weights.safetensors"))
-    after = load_file(str(result.checkpoint / "weights.safetensors"))
+    before = load_file(str(teacher.checkpoint / "model.safetensors"))
+    after = load_file(str(result.checkpoint / "model.safetensors"))
     frozen = [k for k in before if k.startswith(("conv_stem.", "bn1.", "blocks.0.", "blocks.1."))]
     assert frozen and all(torch.equal(before[k], after[k]) for k in frozen)
     assert not torch.equal(before["blocks.3.0.conv_pw.weight"], after["blocks.3.0.conv_pw.weight"])

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from importlib.metadata import version
+from typing import Annotated
+
 import typer
 
 from ns_cli.commands import (
     corrupt,
     demo,
     eval_cmd,
+    export,
     info,
     label,
     perturb,
@@ -23,11 +27,51 @@ app = typer.Typer(
     name="ns",
     help="Noisy Student self-training: shard images, train a teacher, pseudo-label, train a student.",
     no_args_is_help=True,
-    add_completion=False,
     pretty_exceptions_enable=False,
 )
-for module in (shard, info, train, label, select, eval_cmd, corrupt, perturb, run, status, demo):
+for module in (
+    shard,
+    info,
+    train,
+    label,
+    select,
+    eval_cmd,
+    export,
+    corrupt,
+    perturb,
+    run,
+    status,
+    demo,
+):
     module.register(app)
+
+PACKAGES = ("ns-cli", "ns-train", "ns-data", "ns-models")
+"""Released together under one version."""
+
+
+def version_line() -> str:
+    """`ns X.Y.Z`, naming any package whose installed version differs from ns-cli's."""
+    versions = {name: version(name) for name in PACKAGES}
+    odd = [f"{name} {v}" for name, v in versions.items() if v != versions["ns-cli"]]
+    return f"ns {versions['ns-cli']}" + (f" (but {', '.join(odd)}: reinstall ns)" if odd else "")
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(version_line())
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    show_version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print ns's version and exit."
+        ),
+    ] = False,
+) -> None:
+    """`ns --version`; the app's help is `help=` above."""
 
 
 def main() -> None:

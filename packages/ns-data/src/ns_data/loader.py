@@ -14,7 +14,6 @@ or `load_state_dict` the next batch of the current one.
 from __future__ import annotations
 
 import importlib.util
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Literal
@@ -22,6 +21,7 @@ from typing import Literal
 import numpy as np
 import torch
 
+from ns_data.cpus import cores_per_process
 from ns_data.dali_runner import DaliRunner
 from ns_data.decoded import Decoded, Spares
 from ns_data.errors import DataError
@@ -87,7 +87,8 @@ class ImageLoader:
         backend: `auto`, `dali-gpu`, `dali-cpu` or `torch` (see `resolve_backend`).
         device: where the batches go (DALI on the GPU decodes there).
         workers: DataLoader processes (torch), single-threaded DALI pipelines (dali-cpu) or DALI
-            threads (dali-gpu); default: CPU count, at most 8. Outputs do not depend on it.
+            threads (dali-gpu); default: this process's share of the cores it may use (its
+            affinity over the torchrun ranks on this machine), at most 8. Outputs do not depend on it.
         on_error: `skip` leaves unreadable images out of their batch and counts them in
             `skipped`; `raise` raises DataError naming the sample.
     """
@@ -129,7 +130,7 @@ class ImageLoader:
         self.copies = copies
         self.device = torch.device(device)
         self.backend = resolve_backend(backend, self.device)
-        self.workers = workers if workers is not None else min(os.cpu_count() or 1, 8)
+        self.workers = workers if workers is not None else min(cores_per_process(), 8)
         self.on_error = on_error
         self.epoch = 0
         self.skipped = 0

@@ -18,6 +18,7 @@ import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
 from ns_data.errors import DataError
+from ns_data.job_lock import LOCK_NAME
 from ns_data.manifest import MANIFEST_NAME, Manifest
 
 WORK_DIR = ".ns-shard"
@@ -91,11 +92,14 @@ class OutputDir:
         elif self.exists(WORK_DIR):
             if overwrite:
                 self.remove(WORK_DIR)
-        elif self.fs.exists(self.root) and self.fs.ls(self.root):
+        elif self.fs.exists(self.root) and self._entries() - {LOCK_NAME}:
             raise DataError(
                 f"{self.url} is not empty and holds no shard set; choose a new or empty folder"
             )
         self.fs.makedirs(self.path(WORK_DIR), exist_ok=True)
+
+    def _entries(self) -> set[str]:
+        return {posixpath.basename(e) for e in self.fs.ls(self.root, detail=False)}
 
     def remove_stale_shards(self, keep: set[str]) -> None:
         """Delete shard files left by an earlier, different plan of an unfinished run."""

@@ -2,18 +2,24 @@
 
 Both are plain picklable dataclasses run by top-level functions. Each job writes its own result
 (a scan cache, or a tar + index + done marker) atomically, so a killed run loses only the jobs
-in flight.
+in flight. The bytes a shard stores come from the source again, except re-encoded images and the
+members of a `.tar.gz` (it cannot be read at an offset): the scan keeps those in a work file,
+the chunk's blob, streamed to disk so memory holds one image.
 """
 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
+from typing import BinaryIO
 
 from ns_data.output_dir import WORK_DIR, OutputDir
 from ns_data.shard_image import UnusableImage, Verify, check_image
 from ns_data.shard_writer import TarBuilder, index_name
-from ns_data.sources import SourceItem, read_bytes
+from ns_data.sources import SourceItem, read_items
+from ns_data.tar_listing import is_compressed
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,28 +70,33 @@ def scan_chunk(job: ScanJob) -> ScanResult:
     if job.out.exists(cache):
         return ScanResult([ScanRecord(*row) for row in json.loads(job.out.read_text(cache))], 0)
     records: list[ScanRecord] = []
-    blob = bytearray()
     blob_name = f"{WORK_DIR}/scan/{job.name}.bin"
     bytes_read = 0
-    for item in job.items:
-        data = read_bytes(item)
-        bytes_read += len(data)
-        try:
-            image = check_image(data, max_side=job.max_side, quality=job.quality, verify=job.verify)
-        except UnusableImage as err:
-            records.append(ScanRecord(str(err)))
-            continue
-        if image.data is None:
-            records.append(ScanRecord("", image.ext, image.width, image.height, len(data)))
-        else:
+    with ExitStack() as stack:
+        blob: BinaryIO | None = None
+        blob_size = 0
+        for item, data in zip(job.items, read_items(job.items), strict=True):
+            bytes_read += len(data)
+            try:
+                image = check_image(
+                    data, max_side=job.max_side, quality=job.quality, verify=job.verify
+                )
+            except UnusableImage as err:
+                records.append(ScanRecord(str(err)))
+                continue
+            if image.data is None and not is_compressed(item.path):
+                records.append(ScanRecord("", image.ext, image.width, image.height, len(data)))
+                continue
+            kept = data if image.data is None else image.data
+            if blob is None:
+                blob = stack.enter_context(job.out.open_atomic(blob_name))
+            blob.write(kept)
             records.append(
                 ScanRecord(
-                    "", image.ext, image.width, image.height, len(image.data), blob_name, len(blob)
+                    "", image.ext, image.width, image.height, len(kept), blob_name, blob_size
                 )
             )
-            blob += image.data
-    if blob:
-        job.out.write_atomic(blob_name, bytes(blob))
+            blob_size += len(kept)
     rows = [[getattr(r, name) for name in ScanRecord.__slots__] for r in records]
     job.out.write_atomic(cache, json.dumps(rows).encode())
     return ScanResult(records, bytes_read)
@@ -98,17 +109,9 @@ def done_marker(tar: str) -> str:
 
 def write_shard(job: ShardJob) -> int:
     """Write the shard's tar and index, then its done marker; return the tar's size in bytes."""
-    blobs: dict[str, bytes] = {}
     with job.out.open_atomic(job.tar) as handle:
         builder = TarBuilder(handle)
-        for item, record in job.samples:
-            if record.blob:
-                if record.blob not in blobs:
-                    blobs[record.blob] = job.out.fs.cat_file(job.out.path(record.blob))
-                start = record.blob_offset
-                data = blobs[record.blob][start : start + record.size]
-            else:
-                data = read_bytes(item)
+        for (item, record), data in zip(job.samples, _stored_bytes(job), strict=True):
             builder.add(item.key, record.ext, data, item.label if job.labeled else None)
         index = builder.close()
         size = handle.tell()
@@ -117,3 +120,24 @@ def write_shard(job: ShardJob) -> int:
         done_marker(job.tar), json.dumps({"plan": job.plan, "bytes": size}).encode()
     )
     return size
+
+
+def _stored_bytes(job: ShardJob) -> Iterator[bytes]:
+    """The bytes each sample stores, in order: from its source, or from its chunk's blob."""
+    originals = read_items(item for item, record in job.samples if not record.blob)
+    name, blob = "", None
+    try:
+        for _, record in job.samples:
+            if not record.blob:
+                yield next(originals)
+                continue
+            if record.blob != name:
+                if blob is not None:
+                    blob.close()
+                name, blob = record.blob, job.out.fs.open(job.out.path(record.blob), "rb")
+            blob.seek(record.blob_offset)
+            yield blob.read(record.size)
+    finally:
+        if blob is not None:
+            blob.close()
+        originals.close()

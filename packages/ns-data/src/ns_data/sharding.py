@@ -1,7 +1,8 @@
 """`ns shard` from Python: turn an image collection into a deterministic, resumable shard set.
 
 How parallel workers still give byte-identical shards, and how a killed run resumes:
-1. The source is read in a stable order (`sources.py`) and cut into fixed chunks of `CHUNK` items.
+1. The source is read in a stable order (`sources.py`) and cut into fixed chunks of `CHUNK` items
+   (all the items of one `.tar.gz` form one chunk: it can only be read forward, in one pass).
 2. Scan (parallel, one job per chunk): read each file, verify it decodes, re-encode it when its
    longer side exceeds `max_side`. The result (format, size, bytes to store; or the reason it is
    rejected) is cached in `OUT/.ns-shard/scan/` under a fingerprint of the chunk's files (path,
@@ -13,6 +14,10 @@ How parallel workers still give byte-identical shards, and how a killed run resu
    then a done marker holding the shard's fingerprint. A rerun skips shards whose marker matches.
 5. `rejected.jsonl`, then `manifest.json` last; the work folder is deleted.
 
+The whole run holds the output folder's lock (`ns_data.job_lock`): a second run on the same
+folder is refused at once. Damaged source tars are listed in `rejected.jsonl` (their samples
+before the damage are kept) unless `strict` is set.
+
 The scan results are held in memory (a few hundred bytes per image): split collections of more
 than some tens of millions of images into several sets.
 """
@@ -20,6 +25,7 @@ than some tens of millions of images into several sets.
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import os
 import time
@@ -35,6 +41,7 @@ from rich.progress import Progress
 
 from ns_data import __version__
 from ns_data.errors import DataError
+from ns_data.job_lock import hold_output_lock
 from ns_data.manifest import (
     LABELS_NAME,
     MANIFEST_NAME,
@@ -57,6 +64,7 @@ from ns_data.shard_jobs import (
 )
 from ns_data.shard_writer import index_name, is_valid_key, member_bytes, shard_name, tar_bytes
 from ns_data.sources import SOURCE_KINDS, Rejection, Source, SourceItem, SourceKind, read_source
+from ns_data.tar_listing import is_compressed
 
 CHUNK = 256
 J = TypeVar("J")
@@ -88,6 +96,8 @@ class ShardConfig:
     """Worker processes; None: one per core."""
     overwrite: bool = False
     """Replace an existing shard set in the output folder."""
+    strict: bool = False
+    """Stop at a damaged source tar instead of keeping its samples before the damage."""
 
     def __post_init__(self) -> None:
         if self.kind not in SOURCE_KINDS:
@@ -106,11 +116,14 @@ class ShardConfig:
 
 @dataclass(frozen=True, slots=True)
 class ShardReport:
-    """What a run did: the manifest written, rejects, shards written or reused, speed."""
+    """What a run did: the manifest, rejects, damaged tars, shards written or reused, speed."""
 
     out: str
     manifest: Manifest
     rejected: int
+    """Lines of `rejected.jsonl`: files and members not written, and damaged tars."""
+    damaged: list[str]
+    """Names of the source tars found damaged (their samples before the damage were kept)."""
     shards_written: int
     shards_reused: int
     bytes_read: int
@@ -131,19 +144,35 @@ def shard_images(
     """
     config = config or ShardConfig()
     start = time.perf_counter()
-    src = read_source(source, kind=config.kind, classes_file=config.classes_file)
+    src = read_source(
+        source, kind=config.kind, classes_file=config.classes_file, strict=config.strict
+    )
     output = OutputDir(out)
     _check_outside(output, src)
     prefix = config.prefix or output.name
     if not is_valid_key(prefix) or "/" in prefix:
         raise DataError(f"output folder name {prefix!r} is not a valid shard prefix; pass --prefix")
-    output.prepare(config.overwrite)
-    with _pool(config.workers or os.cpu_count() or 1) as pool, image_progress(progress) as bar:
+    with hold_output_lock(output.url):
+        output.prepare(config.overwrite)
+        return _shard(src, output, prefix, config, progress, start)
+
+
+def _shard(
+    src: Source,
+    output: OutputDir,
+    prefix: str,
+    config: ShardConfig,
+    progress: bool,
+    start: float,
+) -> ShardReport:
+    """Scan, plan and write the set into the prepared `output`, then its rejects and manifest."""
+    with _pool(config.workers or usable_cores()) as pool, image_progress(progress) as bar:
         scanned, bytes_read = _scan(pool, bar, output, src, config)
         accepted = [
             (item, rec) for item, rec in zip(src.items, scanned, strict=True) if not rec.reason
         ]
-        rejected = src.rejected + [
+        rejected = src.damaged + src.rejected
+        rejected += [
             Rejection(item.origin, rec.reason)
             for item, rec in zip(src.items, scanned, strict=True)
             if rec.reason
@@ -169,6 +198,7 @@ def shard_images(
         out=output.url,
         manifest=manifest,
         rejected=len(rejected),
+        damaged=[r.origin for r in src.damaged],
         shards_written=written,
         shards_reused=len(jobs) - written,
         bytes_read=bytes_read,
@@ -189,7 +219,7 @@ def _check_outside(output: OutputDir, src: Source) -> None:
 def _scan(
     pool: Executor | None, bar: Progress, output: OutputDir, src: Source, config: ShardConfig
 ) -> tuple[list[ScanRecord], int]:
-    chunks = [src.items[i : i + CHUNK] for i in range(0, len(src.items), CHUNK)]
+    chunks = _chunks(src.items)
     options = (
         config.max_side,
         config.quality if config.max_side else None,
@@ -215,6 +245,15 @@ def _scan(
         total += result.bytes_read
         bar.update(task, advance=len(jobs[number].items), bytes=total)
     return [rec for result in results if result for rec in result.records], total
+
+
+def _chunks(items: list[SourceItem]) -> list[list[SourceItem]]:
+    """Scan jobs: `CHUNK` items each, except that a `.tar.gz` is one job (read in one pass)."""
+    chunks: list[list[SourceItem]] = []
+    for tar, run in itertools.groupby(items, lambda i: i.path if is_compressed(i.path) else ""):
+        group = list(run)
+        chunks += [group] if tar else [group[i : i + CHUNK] for i in range(0, len(group), CHUNK)]
+    return chunks
 
 
 def _plan(

@@ -4,8 +4,9 @@ Four kinds of source, detected by `kind="auto"`:
 - `list`: a `.csv` (`path[,label]`, optional `path,label` header) or `.jsonl` (`{"path", "label"}`)
   file; paths are relative to the list's folder; labels are class indices, or names with a
   classes file.
-- `webdataset`: a `.tar` or a folder of `.tar` shards (any WebDataset writer); labels from
-  `KEY.cls`.
+- `webdataset`: a `.tar`, `.tar.gz` or `.tgz`, or a folder of them (any WebDataset writer);
+  labels from `KEY.cls`. A damaged tar gives the samples before the damage, listed in
+  `Source.damaged` (or, with `strict`, raises DataError). See `ns_data.tar_listing`.
 - `imagefolder`: a folder holding only class folders (labeled; classes are the sorted folder names
   or the lines of a classes file).
 - `folder`: any other folder, walked recursively (unlabeled).
@@ -18,22 +19,22 @@ and name the file. Hidden files (`.name`) are skipped; folders and lists keep th
 from __future__ import annotations
 
 import csv
+import gzip
 import json
 import os
 import posixpath
 import re
-import tarfile
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import BinaryIO, Literal
 
 from ns_data.errors import DataError
 from ns_data.manifest import MANIFEST_NAME, Manifest
+from ns_data.tar_listing import READ_ERRORS, is_compressed, is_tar, list_tar
 
 SourceKind = Literal["auto", "imagefolder", "folder", "list", "webdataset"]
 SOURCE_KINDS: tuple[SourceKind, ...] = ("auto", "imagefolder", "folder", "list", "webdataset")
-TAR_IMAGE_EXTS = ("jpg", "jpeg", "png", "webp")
 _UNSAFE = re.compile(r"[^A-Za-z0-9_\-/]")
 
 
@@ -44,7 +45,7 @@ class SourceItem:
     key: str
     origin: str  # what messages and rejected.jsonl name: a relative path or `TAR:member`
     path: str
-    offset: int
+    offset: int  # in a .tar.gz: in the uncompressed stream
     size: int
     stamp: int  # mtime (ns) of `path`: part of the resume fingerprint
     label: int | None
@@ -60,13 +61,17 @@ class Rejection:
 
 @dataclass(frozen=True, slots=True)
 class Source:
-    """A resolved source: its items in order, class names (None: unlabeled) and known rejections."""
+    """A resolved source: its items in order, class names (None: unlabeled) and known rejections.
+
+    `damaged` holds one entry per damaged tar (its samples before the damage are in `items`).
+    """
 
     kind: SourceKind
     root: Path
     items: list[SourceItem]
     classes: list[str] | None
     rejected: list[Rejection] = field(default_factory=list)
+    damaged: list[Rejection] = field(default_factory=list)
 
     @property
     def description(self) -> str:
@@ -81,25 +86,32 @@ def sample_key(relative: str) -> str:
 
 
 def read_source(
-    path: str | os.PathLike[str], *, kind: SourceKind = "auto", classes_file: Path | None = None
+    path: str | os.PathLike[str],
+    *,
+    kind: SourceKind = "auto",
+    classes_file: Path | None = None,
+    strict: bool = False,
 ) -> Source:
-    """Resolve `path` into a Source; raise DataError naming the file and the fix on bad input."""
+    """Resolve `path` into a Source; raise DataError naming the file and the fix on bad input.
+
+    With `strict`, a damaged tar raises DataError instead of giving the samples before the damage.
+    """
     root = Path(path).absolute()
     if not root.exists():
         raise DataError(
-            f"source {root} does not exist; pass an image folder, a .csv/.jsonl list or .tar shards"
+            f"source {root} does not exist; pass an image folder, a .csv/.jsonl list or tar shards"
         )
     classes = read_classes(classes_file) if classes_file is not None else None
     kind = _detect(root) if kind == "auto" else kind
     if kind == "list":
         source = _read_list(root, classes, classes_file)
     elif kind == "webdataset":
-        source = _read_tars(root, classes, classes_file)
+        source = _read_tars(root, classes, classes_file, strict)
     elif kind == "imagefolder":
         source = _read_imagefolder(root, classes, classes_file)
     else:
         source = Source("folder", root, [_file_item(root, rel, None) for rel in _walk(root)], None)
-    if not source.items and not source.rejected:
+    if not source.items and not source.rejected and not source.damaged:
         raise DataError(f"source {root} holds no files; point it at a folder or list with images")
     _check_unique(source.items)
     return source
@@ -123,11 +135,13 @@ def _detect(root: Path) -> SourceKind:
     if root.is_file():
         if root.suffix.lower() in (".csv", ".jsonl"):
             return "list"
-        if root.suffix.lower() == ".tar":
+        if is_tar(root.name):
             return "webdataset"
-        raise DataError(f"source {root} is a file but not a .csv, .jsonl or .tar; pass a folder")
+        raise DataError(
+            f"source {root} is a file but not a .csv, .jsonl, .tar, .tar.gz or .tgz; pass a folder"
+        )
     entries = [e for e in os.scandir(root) if not e.name.startswith(".")]
-    if any(e.name.endswith(".tar") and e.is_file() for e in entries):
+    if any(is_tar(e.name) and e.is_file() for e in entries):
         return "webdataset"
     if entries and all(e.is_dir() for e in entries):
         return "imagefolder"
@@ -291,19 +305,38 @@ def _label(
     return index
 
 
-def _read_tars(root: Path, classes: list[str] | None, classes_file: Path | None) -> Source:
-    tars = [root] if root.is_file() else sorted(p for p in root.glob("*.tar") if p.is_file())
+def _read_tars(
+    root: Path, classes: list[str] | None, classes_file: Path | None, strict: bool
+) -> Source:
     items: list[SourceItem] = []
     rejected: list[Rejection] = []
-    raw_labels: list[int | None] = []
-    for tar in tars:
+    damaged: list[Rejection] = []
+    for tar in _tar_files(root):
         stamp = tar.stat().st_mtime_ns
-        for key, origin, image, label in _tar_samples(tar):
-            if image is None:
+        listing = list_tar(tar)
+        if listing.damage and strict:
+            raise DataError(
+                f"{tar} is a damaged tar: {listing.damage}; rebuild or remove it "
+                "(without --strict the samples before the damage are kept)"
+            )
+        if listing.damage:
+            kept = sum(sample.image is not None for sample in listing.samples)
+            damaged.append(
+                Rejection(
+                    tar.name, f"damaged tar: {listing.damage}; kept {_samples(kept)} before it"
+                )
+            )
+        rejected += [Rejection(f"{tar.name}:{name}", why) for name, why in listing.refused]
+        for sample in listing.samples:
+            origin = f"{tar.name}:{sample.key}"
+            if sample.image is None:
                 rejected.append(Rejection(origin, "no image member (jpg, jpeg, png or webp)"))
                 continue
-            items.append(SourceItem(sample_key(key), origin, str(tar), *image, stamp, label))
-            raw_labels.append(label)
+            label = None if sample.label is None else _tar_label(sample.label, origin)
+            items.append(
+                SourceItem(sample_key(sample.key), origin, str(tar), *sample.image, stamp, label)
+            )
+    raw_labels = [item.label for item in items]
     labeled = any(label is not None for label in raw_labels)
     if labeled and None in raw_labels:
         missing = items[raw_labels.index(None)]
@@ -322,47 +355,25 @@ def _read_tars(root: Path, classes: list[str] | None, classes_file: Path | None)
                     f"{item.origin}: class index {item.label} is out of range [0, {len(classes)}); "
                     f"fix the shard or pass --classes FILE"
                 )
-    return Source("webdataset", root, items, classes if labeled else None, rejected)
+    return Source("webdataset", root, items, classes if labeled else None, rejected, damaged)
 
 
-def _tar_samples(
-    tar: Path,
-) -> Iterator[tuple[str, str, tuple[int, int] | None, int | None]]:
-    """(key, origin, (data offset, size) of the image or None, label or None) per tar sample."""
-    with _open_tar(tar) as archive:
-        groups: dict[str, dict[str, tarfile.TarInfo]] = {}
-        try:
-            for member in archive:
-                if not member.isfile():
-                    continue
-                head, name = posixpath.split(member.name)
-                if name.startswith(".") or "." not in name:
-                    continue
-                stem, ext = name.split(".", 1)
-                groups.setdefault(posixpath.join(head, stem), {})[ext.lower()] = member
-        except tarfile.TarError as err:
-            raise DataError(f"{tar} is a damaged tar ({err}); rebuild or remove it") from err
-        for key, members in groups.items():
-            origin = f"{tar.name}:{key}"
-            image = next((members[e] for e in TAR_IMAGE_EXTS if e in members), None)
-            location = None if image is None else (image.offset_data, image.size)
-            label = None
-            if "cls" in members:
-                raw = archive.extractfile(members["cls"])
-                text = raw.read().decode(errors="replace").strip() if raw else ""
-                if not text.isdigit():
-                    raise DataError(
-                        f"{origin}.cls holds {text!r}, not a class index; fix the shard"
-                    )
-                label = int(text)
-            yield key, origin, location, label
+def _tar_files(root: Path) -> list[Path]:
+    """`root` itself, or the .tar, .tar.gz and .tgz files in it (not hidden), sorted by name."""
+    if root.is_file():
+        return [root]
+    names = (e.name for e in os.scandir(root) if e.is_file() and not e.name.startswith("."))
+    return sorted(root / name for name in names if is_tar(name))
 
 
-def _open_tar(tar: Path) -> tarfile.TarFile:
-    try:
-        return tarfile.open(tar, mode="r:")
-    except (OSError, tarfile.TarError) as err:
-        raise DataError(f"cannot read {tar} as a tar ({err}); remove it or rebuild it") from err
+def _samples(count: int) -> str:
+    return f"{count} sample" + ("" if count == 1 else "s")
+
+
+def _tar_label(text: str, origin: str) -> int:
+    if not text.isdigit():
+        raise DataError(f"{origin}.cls holds {text!r}, not a class index; fix the shard")
+    return int(text)
 
 
 def _check_unique(items: list[SourceItem]) -> None:
@@ -380,14 +391,50 @@ def _check_unique(items: list[SourceItem]) -> None:
 
 
 def read_bytes(item: SourceItem) -> bytes:
-    """The stored bytes of `item`; raise DataError when it cannot be read or changed size."""
+    """The stored bytes of `item`; raise DataError when it cannot be read or changed size.
+
+    A member of a .tar.gz is reached by decompressing the tar up to it: use `read_items` for many.
+    """
+    with _open_item(item) as handle:
+        return _read_item(handle, item)
+
+
+def read_items(items: Iterable[SourceItem]) -> Iterator[bytes]:
+    """The stored bytes of each item in turn (see `read_bytes`), one open file at a time.
+
+    A .tar.gz can only be decompressed forward: its items in member order cost one pass over it,
+    and memory holds one item.
+    """
+    path, handle = "", None
     try:
-        with open(item.path, "rb") as handle:
-            handle.seek(item.offset)
-            data = handle.read(item.size)
+        for item in items:
+            if item.path != path:
+                if handle is not None:
+                    handle.close()
+                handle = _open_item(item)
+                path = item.path
+            yield _read_item(handle, item)
+    finally:
+        if handle is not None:
+            handle.close()
+
+
+def _open_item(item: SourceItem) -> BinaryIO:
+    try:
+        return gzip.open(item.path, "rb") if is_compressed(item.path) else open(item.path, "rb")
     except OSError as err:
         raise DataError(
             f"cannot read {item.path}: {err.strerror}; fix its permissions or remove it"
+        ) from err
+
+
+def _read_item(handle: BinaryIO, item: SourceItem) -> bytes:
+    try:
+        handle.seek(item.offset)
+        data = handle.read(item.size)
+    except READ_ERRORS as err:
+        raise DataError(
+            f"cannot read {item.origin} from {item.path} ({err}); fix or remove it, then rerun"
         ) from err
     if len(data) != item.size:
         raise DataError(f"{item.path} changed while being sharded; rerun `ns shard` to resume")

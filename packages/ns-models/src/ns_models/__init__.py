@@ -13,12 +13,14 @@ if TYPE_CHECKING:
     from ns_models.card import ModelCard, card_lines, card_rows, model_card
     from ns_models.checkpoint import (
         CheckpointConfig,
+        CheckpointFolder,
         load_checkpoint,
+        open_checkpoint,
         read_config,
         save_checkpoint,
     )
     from ns_models.errors import ModelError
-    from ns_models.export import export_onnx
+    from ns_models.export import export_checkpoint, export_onnx, export_torchscript
     from ns_models.ladder import (
         LADDER,
         SPECS,
@@ -36,9 +38,16 @@ if TYPE_CHECKING:
 
 _HOMES = {
     "card": ["ModelCard", "card_lines", "card_rows", "model_card"],
-    "checkpoint": ["CheckpointConfig", "load_checkpoint", "read_config", "save_checkpoint"],
+    "checkpoint": [
+        "CheckpointConfig",
+        "CheckpointFolder",
+        "load_checkpoint",
+        "open_checkpoint",
+        "read_config",
+        "save_checkpoint",
+    ],
     "errors": ["ModelError"],
-    "export": ["export_onnx"],
+    "export": ["export_checkpoint", "export_onnx", "export_torchscript"],
     "ladder": ["LADDER", "SPECS", "RungSpec", "check_name", "is_at_least", "next_larger", "rung"],
     "modes": ["student_mode", "teacher_mode"],
     "noise": ["STOCHASTIC_DEPTH", "NoiseConfig", "default_noise"],
@@ -52,6 +61,7 @@ __all__ = [
     "SPECS",
     "STOCHASTIC_DEPTH",
     "CheckpointConfig",
+    "CheckpointFolder",
     "ModelCard",
     "ModelError",
     "NoiseConfig",
@@ -64,11 +74,14 @@ __all__ = [
     "card_rows",
     "check_name",
     "default_noise",
+    "export_checkpoint",
     "export_onnx",
+    "export_torchscript",
     "is_at_least",
     "load_checkpoint",
     "model_card",
     "next_larger",
+    "open_checkpoint",
     "prepare_images",
     "read_config",
     "read_state_dict",

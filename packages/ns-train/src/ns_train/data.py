@@ -16,6 +16,7 @@ from ns_data.shard_set import ShardSet
 from ns_data.views import View
 from ns_train.config import TrainConfig
 from ns_train.errors import TrainError
+from ns_train.ranks import gather
 from ns_train.runtime import Runtime
 
 
@@ -95,11 +96,6 @@ class JobData:
             drop_last=True,
             **common,
         )
-        if len(self.labeled) == 0:
-            raise TrainError(
-                f"{inputs.labeled} has {self.labeled_set.total_samples} images, fewer than one batch of "
-                f"{per_rank} per rank; lower batch_size"
-            )
         self.unlabeled: ImageLoader | None = None
         self.paired: PairedLoader | None = None
         self.pseudo: PseudoLabels | None = None
@@ -112,6 +108,30 @@ class JobData:
             if eval_set.manifest.classes != self.class_names:
                 raise TrainError(f"{inputs.eval_set} has other classes than {inputs.labeled}")
             self.eval = ImageLoader(eval_set, eval_view(config), batch_size=2 * per_rank, **common)
+        self.steps_per_epoch = self._agreed_epoch(inputs, per_rank, runtime)
+
+    def _agreed_epoch(self, inputs: TrainInputs, per_rank: int, runtime: Runtime) -> int:
+        """Steps in an epoch, the same on every rank: an epoch is one pass over the pseudo-labeled
+        data (student) or the labeled data (teacher), and under DDP the ranks' shares of a
+        selection plan differ in size, so they agree on the mean (each loader simply starts its
+        next epoch when its share is done). Refused, on every rank, when a share gives no batch."""
+        pseudo = len(self.unlabeled) if self.unlabeled is not None else 0
+        lengths = gather(runtime, (len(self.labeled), pseudo))
+        for rank, (labeled, unlabeled) in enumerate(lengths):
+            where = f" on rank {rank} of {runtime.world_size}" if runtime.distributed else ""
+            if labeled == 0:
+                raise TrainError(
+                    f"{inputs.labeled} gives no full batch of {per_rank} labeled images{where}; "
+                    "lower batch_size"
+                )
+            if self.unlabeled is not None and unlabeled == 0:
+                raise TrainError(
+                    f"{inputs.unlabeled} gives no full batch of {self.unlabeled.batch_size} "
+                    f"pseudo-labeled images{where} (the selection plan keeps too few there); "
+                    "lower batch_size or unlabeled_ratio, or lower the threshold"
+                )
+        column = 1 if self.unlabeled is not None else 0
+        return max(1, round(sum(length[column] for length in lengths) / len(lengths)))
 
     def _open_student(
         self, config: TrainConfig, inputs: TrainInputs, runtime: Runtime, common: dict[str, object]
@@ -139,16 +159,7 @@ class JobData:
             copies=copies,
             **common,  # type: ignore[arg-type]
         )
-        if len(self.unlabeled) == 0:
-            raise TrainError(
-                f"{inputs.unlabeled} yields no full unlabeled batch; lower batch_size or ratio"
-            )
         self.paired = PairedLoader(self.labeled, self.unlabeled, ratio=config.unlabeled_ratio)
-
-    @property
-    def steps_per_epoch(self) -> int:
-        """An epoch is one pass over the pseudo-labeled data (student) or the labeled data (teacher)."""
-        return len(self.unlabeled if self.unlabeled is not None else self.labeled)
 
     def steps(self) -> Iterator[tuple[Batch, Batch | None]]:
         """Endless (labeled, unlabeled) batch pairs; each loader starts a new epoch when done."""

@@ -21,7 +21,7 @@ from pathlib import Path
 
 from ns_data.corrupt import RECORD_NAME as CORRUPTIONS_RECORD
 from ns_data.digits import write_digits
-from ns_data.manifest import Manifest
+from ns_data.job_lock import hold_output_lock
 from ns_models import LADDER, SPECS, check_name, is_at_least, next_larger, rung
 from ns_train.config import NoiseConfig, TrainConfig, replace, to_dict
 from ns_train.data import TrainInputs
@@ -29,6 +29,7 @@ from ns_train.errors import TrainError
 from ns_train.labeler import SUMMARY_FILE as LABELS_SUMMARY
 from ns_train.labeler import label
 from ns_train.oracle import write_truth_labels
+from ns_train.ranks import broadcast, on_main
 from ns_train.report import write_report
 from ns_train.run_config import RunConfig
 from ns_train.run_dir import (
@@ -44,7 +45,10 @@ from ns_train.run_dir import (
     planned_steps,
     read_records,
 )
+from ns_train.run_ranks import check_ranks, check_shared_folder
 from ns_train.run_robustness import TrainedModel, measure_robustness
+from ns_train.run_shards import RunShards
+from ns_train.runtime import Runtime, start, stop
 from ns_train.selection_plan import PLAN_FILE, make_plan
 from ns_train.state import latest_snapshot
 from ns_train.trainer import TrainResult, train
@@ -124,8 +128,15 @@ def unnoised(config: TrainConfig) -> TrainConfig:
     return replace(config, noise=UNNOISED)
 
 
-def prepare_data(config: RunConfig, layout: RunLayout) -> RunData:
-    """The run's shard sets: the configured ones, or the digits written under RUN/data."""
+def prepare_data(
+    config: RunConfig,
+    layout: RunLayout,
+    *,
+    show_progress: bool = False,
+    notify: Callable[[str], None] = log.info,
+) -> RunData:
+    """The run's shard sets: the configured ones (a source that is no shard set is sharded first,
+    under `data.shards` or RUN/shards), or the digits written under RUN/data."""
     data = config.data
     if data.source == "digits":
         sets = write_digits(
@@ -137,15 +148,18 @@ def prepare_data(config: RunConfig, layout: RunLayout) -> RunData:
             with_truth=config.oracle_baseline,
         )
         return RunData(sets.labeled, sets.unlabeled, sets.test, sets.unlabeled_truth)
-    found = RunData(
-        Path(data.labeled),
-        Path(data.unlabeled),
-        Path(data.eval) if data.eval else None,
-        Path(data.unlabeled_truth) if data.unlabeled_truth else None,
+    shards = RunShards(Path(data.shards) if data.shards else layout.shards, show_progress, notify)
+    labeled = shards.labeled(Path(data.labeled))
+    return RunData(
+        labeled,
+        shards.unlabeled(Path(data.unlabeled)),
+        shards.labeled(Path(data.eval), "eval", like=labeled) if data.eval else None,
+        (
+            shards.labeled(Path(data.unlabeled_truth), "unlabeled-truth", like=labeled)
+            if data.unlabeled_truth
+            else None
+        ),
     )
-    for path in (found.labeled, found.unlabeled):
-        Manifest.load(path)  # a missing or unfinished set fails here, naming it
-    return found
 
 
 def run(
@@ -156,11 +170,48 @@ def run(
     show_progress: bool = True,
     notify: Callable[[str], None] = log.info,
 ) -> RunSummary:
-    """Run (or continue) every step of `config` under `out`, then write the report."""
+    """Run (or continue) every step of `config` under `out`, then write the report.
+
+    Under torchrun, call it on every rank with the same arguments: one process group serves all
+    the steps, and only rank 0 notifies, writes and decides."""
     models = student_models(config)
     layout = RunLayout(Path(out))
-    claim(layout, to_dict(config), force=force)
-    loop = _Loop(config, models, layout, prepare_data(config, layout), show_progress, notify)
+    settings = to_dict(config)
+    runtime = start(config.teacher.device, config.teacher.seed)
+    try:
+        check_ranks(runtime, config, settings, layout.root)
+        with hold_output_lock(layout.root, holder=runtime.is_main):
+            return _run(config, models, layout, settings, runtime, force, show_progress, notify)
+    finally:
+        stop(runtime)
+
+
+def _run(
+    config: RunConfig,
+    models: list[str],
+    layout: RunLayout,
+    settings: dict[str, object],
+    runtime: Runtime,
+    force: bool,
+    show_progress: bool,
+    notify: Callable[[str], None],
+) -> RunSummary:
+    """The steps of `run`, inside the run directory's lock."""
+    on_main(runtime, lambda: claim(layout, settings, force=force))
+    check_shared_folder(runtime, layout)
+    data = on_main(
+        runtime,
+        lambda: prepare_data(config, layout, show_progress=show_progress, notify=notify),
+    )
+    loop = _Loop(
+        config,
+        models,
+        layout,
+        data,
+        runtime,
+        show_progress,
+        notify if runtime.is_main else _quiet,
+    )
     steps = planned_steps(
         layout,
         config.iterations,
@@ -170,7 +221,12 @@ def run(
     )
     for planned in steps:
         loop.step(planned)
-    return RunSummary(read_records(layout), write_report(layout))
+    report = on_main(runtime, lambda: write_report(layout))
+    return RunSummary(loop.records, report)
+
+
+def _quiet(line: str) -> None:
+    """The notices of ranks other than 0: rank 0 tells what the job does."""
 
 
 class _Loop:
@@ -182,12 +238,13 @@ class _Loop:
         models: list[str],
         layout: RunLayout,
         data: RunData,
+        runtime: Runtime,
         show_progress: bool,
         notify: Callable[[str], None],
     ) -> None:
         self.config, self.models, self.layout, self.data = config, models, layout, data
-        self.show_progress, self.notify = show_progress, notify
-        self.records = read_records(layout)
+        self.runtime, self.show_progress, self.notify = runtime, show_progress, notify
+        self.records: list[Record] = broadcast(runtime, read_records(layout))
         self.work: dict[Step, Callable[[int, Path], dict[str, object]]] = {
             Step.TEACHER: self.teacher,
             Step.LABEL: self.label,
@@ -200,10 +257,12 @@ class _Loop:
         }
 
     def step(self, planned: PlannedStep) -> Record:
-        """Run one step unless it finished before (its record and its `done` file exist)."""
+        """Run one step unless it finished before (its record and its `done` file exist, as
+        rank 0 sees them); rank 0 appends the record and every rank keeps it."""
         iteration, name = planned.iteration, planned.step
         found = find_record(self.records, iteration, name)
-        if found is not None and _done_file(planned).exists():
+        if on_main(self.runtime, lambda: found is not None and _done_file(planned).exists()):
+            assert found is not None
             self.notify(f"iteration {iteration}: {name} done before, skipped")
             return found
         self.notify(f"iteration {iteration}: {name}")
@@ -215,7 +274,7 @@ class _Loop:
             **values,
             "wall_s": round(time.perf_counter() - started, 1),
         }
-        append_record(self.layout, record)
+        record = on_main(self.runtime, lambda: _appended(self.layout, record))
         self.records.append(record)
         return record
 
@@ -254,12 +313,15 @@ class _Loop:
     def oracle_student(self, number: int, out: Path) -> dict[str, object]:
         """The student's job with the true labels of every unlabeled image as its targets."""
         assert self.data.unlabeled_truth is not None
-        labels = self.layout.oracle_labels(number)
-        write_truth_labels(self.data.unlabeled, self.data.unlabeled_truth, labels)
+        labels, truth = self.layout.oracle_labels(number), self.data.unlabeled_truth
+        on_main(self.runtime, lambda: write_truth_labels(self.data.unlabeled, truth, labels))
         job, inputs = self.student_job(number)
         return self.train(job, replace(inputs, pseudo_labels=labels, plan=None), out)
 
     def summary(self, number: int, out: Path) -> dict[str, object]:
+        return on_main(self.runtime, lambda: self._summary(number))
+
+    def _summary(self, number: int) -> dict[str, object]:
         labels, plan = self.record(number, Step.LABEL), self.record(number, Step.PLAN)
         student = self.record(number, Step.STUDENT)
         previous = self.record(number - 1, Step.STUDENT if number > 1 else Step.TEACHER)
@@ -306,8 +368,7 @@ class _Loop:
         )
 
     def train(self, job: TrainConfig, inputs: TrainInputs, out: Path) -> dict[str, object]:
-        if out.exists() and not (out / CHECKPOINT_DIR).exists() and latest_snapshot(out) is None:
-            shutil.rmtree(out)  # killed before its first snapshot: start again cleanly
+        on_main(self.runtime, lambda: _clear_unstarted(out))
         result = train(job, inputs, out, resume=True, show_progress=self.show_progress)
         return _train_record(job, result)
 
@@ -334,6 +395,9 @@ class _Loop:
         }
 
     def plan(self, number: int, out: Path) -> dict[str, object]:
+        return on_main(self.runtime, lambda: self._plan(number, out))
+
+    def _plan(self, number: int, out: Path) -> dict[str, object]:
         config, layout = self.config, self.layout
         summary = make_plan(
             layout.labels(number),
@@ -358,6 +422,17 @@ class _Loop:
             "dropped": totals["below"] + totals["dropped"],
             "duplicated": totals["duplicates"],
         }
+
+
+def _appended(layout: RunLayout, record: Record) -> Record:
+    append_record(layout, record)
+    return record
+
+
+def _clear_unstarted(out: Path) -> None:
+    """Delete a training folder killed before its first snapshot, so it starts again cleanly."""
+    if out.exists() and not (out / CHECKPOINT_DIR).exists() and latest_snapshot(out) is None:
+        shutil.rmtree(out)
 
 
 def _done_file(planned: PlannedStep) -> Path:

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -20,6 +20,7 @@ import torch
 import torch.distributed as dist
 
 from ns_data.atomic import write_json
+from ns_data.job_lock import hold_output_lock
 from ns_data.loader import ImageLoader
 from ns_data.manifest import Manifest
 from ns_data.pseudo_labels import (
@@ -41,7 +42,7 @@ from ns_models import (
     student_mode,
     teacher_mode,
 )
-from ns_models.checkpoint import CONFIG_FILE, WEIGHTS_FILE
+from ns_models.checkpoint import open_checkpoint
 from ns_train.errors import TrainError
 from ns_train.plots import plot_pseudo_labels
 from ns_train.progress import job_progress
@@ -74,8 +75,8 @@ class LabelSummary:
 def checkpoint_id(checkpoint: Path) -> str:
     """SHA-256 of a checkpoint's weights and config: the teacher's identity in labels files."""
     digest = hashlib.sha256()
-    for name in (WEIGHTS_FILE, CONFIG_FILE):
-        with open(Path(checkpoint) / name, "rb") as file:
+    for path in open_checkpoint(checkpoint).files:
+        with open(path, "rb") as file:
             while chunk := file.read(1 << 20):
                 digest.update(chunk)
     return digest.hexdigest()[:16]
@@ -120,8 +121,9 @@ def label(
         raise TrainError(f"--temperature must be positive, got {temperature}")
     if topk < 1 or batch_size < 1:
         raise TrainError(f"--topk and --batch-size must be positive, got {topk} and {batch_size}")
-    runtime = start(device)
-    try:
+    with ExitStack() as stack:
+        runtime = start(device)
+        stack.callback(stop, runtime)
         model, meta = load_checkpoint(teacher)
         manifest = Manifest.load(shards)
         info = TeacherInfo(
@@ -133,6 +135,7 @@ def label(
             teacher_id=checkpoint_id(teacher),
         )
         out_dir = Path(out_dir)
+        stack.enter_context(hold_output_lock(out_dir, holder=runtime.is_main))
         _prepare(out_dir, manifest, shards, info, overwrite, runtime)
         speed = SpeedConfig(channels_last=channels_last, bf16=bf16)
         model = apply_speed_knobs(model.to(runtime.device), speed)
@@ -173,8 +176,6 @@ def label(
                 writer.finish()
         counts = [labeled, len(todo), len(mine) - len(todo), time.perf_counter() - started]
         return _summary(out_dir, manifest, info, counts, runtime)
-    finally:
-        stop(runtime)
 
 
 @contextmanager

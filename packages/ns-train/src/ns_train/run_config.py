@@ -26,15 +26,20 @@ class DataConfig:
     """Where the images come from: shard sets (`ns shard`), or the embedded digits."""
 
     source: Literal["shards", "digits"] = "shards"
-    """shards: the three paths below; digits: scikit-learn's digits written under RUN/data."""
+    """shards: the paths below; digits: scikit-learn's digits written under RUN/data."""
     labeled: str = ""
-    """Labeled shard set (source = shards)."""
+    """Labeled images: a shard set, or a folder of class folders (or any `ns shard` source)
+    that the run shards first."""
     unlabeled: str = ""
-    """Unlabeled shard set the teachers label (source = shards)."""
+    """Unlabeled images the teachers label: a shard set, or any folder or list to shard."""
     eval: str = ""
-    """Labeled shard set every model is evaluated on; empty: no accuracy in the report."""
+    """Labeled images every model is evaluated on (shard set or class folders); empty: no
+    accuracy in the report."""
     unlabeled_truth: str = ""
     """The unlabeled images with their labels, same order (`oracle_baseline`, source = shards)."""
+    shards: str = ""
+    """Where sources that are not shard sets are sharded (empty: RUN/shards); point several
+    runs at one folder to shard once."""
     labels_per_class: int = 10
     """Digits: labeled images per class (the rest, minus the test set, are unlabeled)."""
     test_per_class: int = 50
@@ -173,7 +178,7 @@ def load_run_config(path: Path) -> RunConfig:
     data = read_toml(path)
     base = preset(data.pop("preset")) if "preset" in data else None
     paths = data.get("data", {})
-    for key in ("labeled", "unlabeled", "eval"):
+    for key in ("labeled", "unlabeled", "eval", "unlabeled_truth", "shards"):
         if paths.get(key):
             paths[key] = str((path.parent / paths[key]).resolve())
     return run_config_from_dict(data, base)

@@ -78,6 +78,11 @@ class RunLayout:
     def data(self) -> Path:
         return self.root / "data"
 
+    @property
+    def shards(self) -> Path:
+        """Where the run shards the image folders its config names (see `run_shards`)."""
+        return self.root / "shards"
+
     def iteration(self, number: int) -> Path:
         return self.root / f"iter-{number}"
 
@@ -157,7 +162,7 @@ def claim(layout: RunLayout, config: dict[str, Any], *, force: bool) -> None:
         if stored == config:
             return
         if not force:
-            changed = sorted(_differences(stored, config))
+            changed = sorted(config_differences(stored, config))
             raise TrainError(
                 f"{layout.root} was made by another config (differs in {', '.join(changed[:4])}): "
                 "pick another --out, or pass --force to continue it with this config"
@@ -166,12 +171,13 @@ def claim(layout: RunLayout, config: dict[str, Any], *, force: bool) -> None:
     write_json(layout.config, config)
 
 
-def _differences(old: Any, new: Any, prefix: str = "") -> list[str]:
+def config_differences(old: Any, new: Any, prefix: str = "") -> list[str]:
+    """The dotted names of the fields in which two config dicts differ."""
     if isinstance(old, dict) and isinstance(new, dict):
         return [
             name
             for key in sorted({*old, *new})
-            for name in _differences(old.get(key), new.get(key), f"{prefix}{key}.")
+            for name in config_differences(old.get(key), new.get(key), f"{prefix}{key}.")
         ]
     return [] if old == new else [prefix.rstrip(".")]
 

@@ -13,8 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ns_data.corrupt import corrupt_set
+from ns_train.ranks import on_main
 from ns_train.robustness_metrics import corruption_summary
 from ns_train.run_config import RobustnessConfig
+from ns_train.runtime import start, stop
 from ns_train.suites import evaluate_imagenet_c
 
 SUMMARY_FILE = "robustness.json"
@@ -44,16 +46,23 @@ def measure_robustness(
     teacher); returns the step's record: per model its mCE against the teacher (1.0 = the
     teacher), against AlexNet, and its mean top-1 error per corruption."""
     data = out / "data"
-    corrupt_set(
-        eval_set,
-        data,
-        corruptions=config.names,
-        severities=config.severities,
-        seed=config.seed,
-        workers=config.workers,
-        limit_per_class=config.images_per_class,
-        progress=show_progress,
-    )
+    runtime = start(device)  # under torchrun: rank 0 corrupts, every rank evaluates its share
+    try:
+        on_main(
+            runtime,
+            lambda: corrupt_set(
+                eval_set,
+                data,
+                corruptions=config.names,
+                severities=config.severities,
+                seed=config.seed,
+                workers=config.workers,
+                limit_per_class=config.images_per_class,
+                progress=show_progress,
+            ),
+        )
+    finally:
+        stop(runtime)
     options = {
         "backend": config.backend,
         "device": device,

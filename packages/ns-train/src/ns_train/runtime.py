@@ -5,11 +5,13 @@ from __future__ import annotations
 import os
 import random
 from dataclasses import dataclass
+from datetime import timedelta
 
 import numpy as np
 import torch
 import torch.distributed as dist
 
+from ns_data.cpus import cores_per_process
 from ns_train.errors import TrainError
 
 
@@ -20,6 +22,8 @@ class Runtime:
     device: torch.device
     rank: int = 0
     world_size: int = 1
+    owns_group: bool = False
+    """Whether this `start` joined the process group (then its `stop` leaves it)."""
 
     @property
     def is_main(self) -> bool:
@@ -28,6 +32,11 @@ class Runtime:
     @property
     def distributed(self) -> bool:
         return self.world_size > 1
+
+
+def is_main_process() -> bool:
+    """Whether this process is rank 0 of its torchrun job (or runs alone)."""
+    return int(os.environ.get("RANK", "0")) == 0
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -41,24 +50,54 @@ def pick_device(name: str = "auto") -> torch.device:
 
 
 def start(device: str = "auto", seed: int = 0) -> Runtime:
-    """Seed everything and, when launched by torchrun, join the process group (gloo on CPU, nccl on GPU)."""
+    """Seed everything and, when launched by torchrun, join the process group (gloo on CPU, nccl
+    on GPU). A group joined by an outer `start` (`ns run` keeps one for all its steps) is reused."""
     world_size = int(os.environ.get("WORLD_SIZE", "1"))
     rank = int(os.environ.get("RANK", "0"))
     chosen = pick_device(device)
     if chosen.type == "cuda" and world_size > 1:
         chosen = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
         torch.cuda.set_device(chosen)
-    if world_size > 1 and not dist.is_initialized():
-        dist.init_process_group("nccl" if chosen.type == "cuda" else "gloo")
+    joins = world_size > 1 and not dist.is_initialized()
+    if joins:
+        _join_group("nccl" if chosen.type == "cuda" else "gloo", rank, world_size)
     if chosen.type == "cpu" and "OMP_NUM_THREADS" not in os.environ:
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // world_size))
+        torch.set_num_threads(cores_per_process())
     random.seed(seed + rank)
     np.random.seed(seed + rank)
     torch.manual_seed(seed + rank)
-    return Runtime(device=chosen, rank=rank, world_size=world_size)
+    return Runtime(device=chosen, rank=rank, world_size=world_size, owns_group=joins)
+
+
+def _join_group(backend: str, rank: int, world_size: int) -> None:
+    """`init_process_group` from torchrun's environment, in a store namespace of this restart.
+
+    After a restart (`--max-restarts`) torchrun 2.15 hands the new workers its agent's store with
+    the previous attempt's keys still in it, and gloo then connects to the dead workers'
+    addresses ("connectFullMesh failed … Connection refused"); a prefix per attempt avoids it."""
+    timeout = collective_timeout()
+    attempt = os.environ.get("TORCHELASTIC_RESTART_COUNT")
+    if attempt is None or os.environ.get("TORCHELASTIC_USE_AGENT_STORE") != "True":
+        dist.init_process_group(backend, timeout=timeout)
+        return
+    agent_store = dist.TCPStore(
+        os.environ["MASTER_ADDR"],
+        int(os.environ["MASTER_PORT"]),
+        world_size,
+        is_master=False,
+        timeout=timeout,
+    )
+    store = dist.PrefixStore(f"ns/attempt-{attempt}", agent_store)
+    dist.init_process_group(backend, store=store, rank=rank, world_size=world_size, timeout=timeout)
+
+
+def collective_timeout() -> timedelta:
+    """How long a rank waits at a collective: `NS_DIST_TIMEOUT_S` (default 2 hours, as rank 0
+    alone may filter and balance hundreds of millions of rows while the others wait)."""
+    return timedelta(seconds=float(os.environ.get("NS_DIST_TIMEOUT_S", "7200")))
 
 
 def stop(runtime: Runtime) -> None:
-    """Leave the process group, if any."""
-    if runtime.distributed and dist.is_initialized():
+    """Leave the process group, if this runtime's `start` joined it."""
+    if runtime.owns_group and dist.is_initialized():
         dist.destroy_process_group()

@@ -2,7 +2,8 @@
 
 `out/state/step-00001000/` holds `model.safetensors` and `ema.safetensors` (weights and buffers),
 `optimizer.safetensors` (the optimizer's tensors) and `trainer.json` (step, schedule, loader
-positions, the optimizer's other values). The RNG states go in `rng.safetensors`. Each folder is
+positions of every rank, the optimizer's other values, the number of ranks). The RNG states of every rank go in
+`rng.safetensors` (rank 0's under their plain names, rank r's as `rank{r}.NAME`). Each folder is
 written under a temporary name and renamed, and only the newest `keep` are kept.
 """
 
@@ -33,8 +34,11 @@ class Snapshot:
     ema: dict[str, torch.Tensor] | None
     optimizer: dict[str, Any]
     schedule: dict[str, Any]
-    loaders: dict[str, dict[str, Any]]
+    loaders: list[dict[str, dict[str, Any]]]
+    """Every rank's loader positions, in rank order (the ranks' shares of a plan differ)."""
     rng: dict[str, torch.Tensor]
+    """Every rank's RNG states (see `rank_rng_states`)."""
+    world_size: int = 1
 
 
 def capture_rng() -> dict[str, torch.Tensor]:
@@ -43,6 +47,23 @@ def capture_rng() -> dict[str, torch.Tensor]:
     if torch.cuda.is_available():
         states["cuda"] = torch.cuda.get_rng_state()
     return states
+
+
+def rank_rng_states(per_rank: list[dict[str, torch.Tensor]]) -> dict[str, torch.Tensor]:
+    """One flat dict of the RNG states of ranks 0..N-1, as `rng.safetensors` holds them."""
+    flat = dict(per_rank[0])
+    for rank, states in enumerate(per_rank[1:], start=1):
+        flat.update({f"rank{rank}.{name}": state for name, state in states.items()})
+    return flat
+
+
+def rng_of_rank(flat: dict[str, torch.Tensor], rank: int) -> dict[str, torch.Tensor] | None:
+    """Rank `rank`'s states out of `rank_rng_states`'s dict; None when it holds none for it."""
+    if rank == 0:
+        return {k: v for k, v in flat.items() if not k.startswith("rank")}
+    prefix = f"rank{rank}."
+    mine = {k.removeprefix(prefix): v for k, v in flat.items() if k.startswith(prefix)}
+    return mine or None
 
 
 def restore_rng(states: dict[str, torch.Tensor]) -> None:
@@ -96,6 +117,7 @@ def save_snapshot(out_dir: Path, snapshot: Snapshot, keep: int) -> Path:
         "schedule": snapshot.schedule,
         "loaders": snapshot.loaders,
         "optimizer": optimizer_values,
+        "world_size": snapshot.world_size,
     }
     (tmp / "trainer.json").write_text(json.dumps(trainer))
     shutil.rmtree(final, ignore_errors=True)
@@ -111,6 +133,11 @@ def latest_snapshot(out_dir: Path) -> Path | None:
     return found[-1] if found else None
 
 
+def _per_rank(loaders: list[dict[str, Any]] | dict[str, Any]) -> list[dict[str, Any]]:
+    """Snapshots before 0.2 held one rank's positions as a dict."""
+    return [loaders] if isinstance(loaders, dict) else loaders
+
+
 def load_snapshot(path: Path) -> Snapshot:
     """Read a snapshot folder (never unpickles); TrainError naming the file when one is bad."""
     try:
@@ -124,8 +151,9 @@ def load_snapshot(path: Path) -> Snapshot:
                 load_file(str(path / "optimizer.safetensors")), trainer["optimizer"]
             ),
             schedule=trainer["schedule"],
-            loaders=trainer["loaders"],
+            loaders=_per_rank(trainer["loaders"]),
             rng=load_file(str(path / "rng.safetensors")),
+            world_size=int(trainer.get("world_size", 1)),
         )
     except (OSError, KeyError, ValueError) as err:
         raise TrainError(

@@ -38,6 +38,7 @@ from ns_train.eval_report import (
 )
 from ns_train.plots import plot_corruption_errors
 from ns_train.progress import job_progress
+from ns_train.ranks import broadcast
 from ns_train.robustness_metrics import (
     BENCHMARK_CORRUPTIONS,
     BENCHMARK_PERTURBATIONS,
@@ -144,7 +145,7 @@ def evaluate_imagenet_c(
     def error_of(name: str, data: Path) -> float:
         nonlocal evaluated, reused
         saved = unit_dir / f"{name}.json"
-        if saved.is_file():
+        if broadcast(runtime, saved.is_file()):  # rank 0 decides, so all ranks evaluate alike
             reused += 1
             return float(json.loads(saved.read_text())["error"])
         notify(f"{name}: evaluating {data}")

@@ -11,6 +11,7 @@ are evaluated, plotted and saved as the checkpoint that labels the next round. S
 from __future__ import annotations
 
 import contextlib
+import logging
 import math
 import signal
 import time
@@ -25,6 +26,7 @@ from timm.utils import ModelEmaV3
 from torch.nn.parallel import DistributedDataParallel
 
 from ns_data.atomic import write_json
+from ns_data.job_lock import hold_output_lock
 from ns_data.loader import Batch
 from ns_models import (
     CheckpointConfig,
@@ -32,6 +34,7 @@ from ns_models import (
     check_name,
     default_noise,
     load_checkpoint,
+    read_config,
     save_checkpoint,
     student_mode,
 )
@@ -46,6 +49,7 @@ from ns_train.optim import build_optimizer, build_schedule
 from ns_train.plots import plot_training
 from ns_train.preemption import Preempted, StopRequest, stop_requests
 from ns_train.progress import job_progress
+from ns_train.ranks import any_signal, gather
 from ns_train.run_dir import CHECKPOINT_DIR
 from ns_train.runtime import Runtime, start, stop
 from ns_train.state import (
@@ -53,10 +57,13 @@ from ns_train.state import (
     capture_rng,
     latest_snapshot,
     load_snapshot,
+    rank_rng_states,
     restore_rng,
+    rng_of_rank,
     save_snapshot,
 )
 
+logger = logging.getLogger(__name__)
 LOG_EVERY = 10
 """Steps between `metrics.jsonl` lines (loss averaged over them) and loss updates on the bar."""
 
@@ -105,8 +112,9 @@ def train(
         )
     runtime = start(config.device, config.seed)
     try:
-        job = Job(config, inputs, out_dir, runtime)
-        return job.run(resume=resume, show_progress=show_progress)
+        with hold_output_lock(out_dir, holder=runtime.is_main):
+            job = Job(config, inputs, out_dir, runtime)
+            return job.run(resume=resume, show_progress=show_progress)
     finally:
         stop(runtime)
 
@@ -126,8 +134,11 @@ class Job:
         self.data = JobData(config, inputs, runtime)
         self.num_classes = len(self.data.class_names)
         self.model = build_model(config.model, self.num_classes, noise=model_noise(config))
-        if inputs.init is not None:
-            source, _ = load_checkpoint(inputs.init, num_classes=self.num_classes)
+        if inputs.init is not None:  # e.g. ImageNet weights: a new head when the classes differ
+            other = read_config(inputs.init).num_classes != self.num_classes
+            source, _ = load_checkpoint(
+                inputs.init, num_classes=self.num_classes, reinit_classifier=other
+            )
             self.model.load_state_dict(source.state_dict())
         self.frozen = (
             shallow_modules(self.model, config.freeze_blocks) if config.freeze_blocks else []
@@ -215,12 +226,8 @@ class Job:
                             epoch=round(self.step / self.steps_per_epoch, 3),
                             **_scores(self.last_eval),
                         )
-                    if (
-                        config.checkpoint_every
-                        and self.step % config.checkpoint_every == 0
-                        and self.runtime.is_main
-                    ):
-                        save_snapshot(self.out_dir, self.snapshot(), config.keep_checkpoints)
+                    if config.checkpoint_every and self.step % config.checkpoint_every == 0:
+                        self.save_snapshot()
                     if self._stopping(stop):
                         self._stop_here(stop, log)
         wall = time.perf_counter() - started
@@ -241,25 +248,21 @@ class Job:
         )
 
     def _stopping(self, stop: StopRequest) -> bool:
-        """Whether every rank stops now: each step alone, every `LOG_EVERY` steps under DDP (one
-        tiny all-reduce, so that a signal reaching some ranks stops them all at the same step)."""
-        if not self.runtime.distributed:
-            return bool(stop)
-        if self.step % LOG_EVERY:
-            return False
-        flag = torch.tensor([stop.signum or 0], device=self.runtime.device)
-        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-        if flag.item() and not stop:
-            stop.signum = int(flag.item())
-        return bool(flag.item())
+        """Whether every rank stops now, asked after each step (under DDP one tiny host-side
+        all-reduce, so a signal reaching some ranks stops them all at the same step, well within
+        the 30 s that torchrun waits after forwarding SIGTERM)."""
+        signum = any_signal(self.runtime, stop.signum)
+        if signum and not stop:
+            stop.signum = signum
+        return signum is not None
 
     def _stop_here(self, stop: StopRequest, log: MetricsLog) -> NoReturn:
         """Snapshot this step (unless one was just written), then raise `Preempted`."""
         log.close()
         every = self.config.checkpoint_every
         just_saved = bool(every) and self.step % every == 0
-        if self.runtime.is_main and not just_saved:
-            save_snapshot(self.out_dir, self.snapshot(), self.config.keep_checkpoints)
+        if not just_saved:
+            self.save_snapshot()
         if self.runtime.distributed:
             dist.barrier()
         assert stop.signum is not None
@@ -307,15 +310,23 @@ class Job:
         totals = tensor.tolist()
         return {k: v / self.runtime.world_size for k, v in zip(values, totals, strict=True)}
 
+    def save_snapshot(self) -> None:
+        """Every rank hands in its random state; rank 0 writes the snapshot."""
+        snapshot = self.snapshot()
+        if self.runtime.is_main:
+            save_snapshot(self.out_dir, snapshot, self.config.keep_checkpoints)
+
     def snapshot(self) -> Snapshot:
+        """The job's state at this step, with every rank's RNG states (a collective under DDP)."""
         return Snapshot(
             step=self.step,
             model=self.model.state_dict(),
             ema=self.ema.module.state_dict() if self.ema is not None else None,
             optimizer=self.optimizer.state_dict(),
             schedule=self.schedule.state_dict(),
-            loaders=self.data.state_dict(),
-            rng=capture_rng(),
+            loaders=gather(self.runtime, self.data.state_dict()),
+            rng=rank_rng_states(gather(self.runtime, capture_rng())),
+            world_size=self.runtime.world_size,
         )
 
     def restore(self, snapshot: Snapshot) -> None:
@@ -325,9 +336,20 @@ class Job:
             self.ema.module.load_state_dict(snapshot.ema)
         self.optimizer.load_state_dict(snapshot.optimizer)
         self.schedule.load_state_dict(snapshot.schedule)
-        self.data.load_state_dict(snapshot.loaders)
-        restore_rng(snapshot.rng)
         self.step = snapshot.step
+        rank, same_ranks = self.runtime.rank, snapshot.world_size == self.runtime.world_size
+        self.data.load_state_dict(snapshot.loaders[rank if same_ranks else 0])
+        mine = rng_of_rank(snapshot.rng, rank)
+        if same_ranks and mine is not None:
+            restore_rng(mine)
+        else:  # another number of ranks: the same global batch, fresh per-rank random streams
+            logger.warning(
+                "resuming a %d-rank snapshot on %d ranks: the global batch is kept, dropout and "
+                "stochastic depth draw new random numbers",
+                snapshot.world_size,
+                self.runtime.world_size,
+            )
+            torch.manual_seed(self.config.seed + self.runtime.rank + 1_000_003 * self.step)
 
     def save_checkpoint(self, directory: Path) -> None:
         save_checkpoint(
@@ -343,9 +365,22 @@ class Job:
                 extra={
                     "steps": self.total_steps,
                     "eval": _finite(self.last_eval.to_dict()) if self.last_eval else None,
+                    "inputs": _paths(self.inputs),
+                    "teacher": self._teacher(),
                 },
             ),
         )
+
+    def _teacher(self) -> dict[str, str] | None:
+        """Who made a student's pseudo labels (None for a teacher)."""
+        if self.data.pseudo is None:
+            return None
+        made_by = self.data.pseudo.teacher
+        return {
+            "checkpoint": made_by.checkpoint,
+            "model_name": made_by.model_name,
+            "teacher_id": made_by.teacher_id,
+        }
 
     def _finished_result(self) -> TrainResult:
         checkpoint = self.out_dir / CHECKPOINT_DIR

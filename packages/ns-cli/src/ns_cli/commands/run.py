@@ -30,6 +30,24 @@ def run_command(
         list[str] | None,
         typer.Option("--set", help="Change one field, e.g. --set student.epochs=5 (repeatable)."),
     ] = None,
+    labeled: Annotated[
+        Path | None,
+        typer.Option("--labeled", help="Labeled images: a folder of class folders or a shard set."),
+    ] = None,
+    unlabeled: Annotated[
+        Path | None,
+        typer.Option("--unlabeled", help="Unlabeled images: any folder, list or shard set."),
+    ] = None,
+    eval_data: Annotated[
+        Path | None,
+        typer.Option("--eval", help="Eval images: a folder of class folders or a shard set."),
+    ] = None,
+    shards: Annotated[
+        Path | None,
+        typer.Option(
+            "--shards", help="Shard folders here (default RUN/shards); share it between runs."
+        ),
+    ] = None,
     force: Annotated[
         bool, typer.Option("--force", help="Continue a run directory made by another config.")
     ] = False,
@@ -42,8 +60,13 @@ def run_command(
 
     Rerun the same command after an interruption: finished steps are skipped, training resumes
     from its last snapshot. The report is RUN/report.md; `ns status RUN` shows progress.
+    Under torchrun every rank runs every step (RUN on a file system all nodes share).
 
     Example: ns run --preset digits-demo --out runs/digits --set iterations=3
+
+    Example: ns run --labeled photos/train --unlabeled raw/ --eval photos/val --out runs/mine
+
+    Example: torchrun --nproc-per-node 8 -m ns_cli run run.toml --out /shared/runs/mine
     """
     console = report_console()
 
@@ -55,6 +78,7 @@ def run_command(
         from ns_train.report import report_markdown
         from ns_train.run_config import load_run_config, run_config_from_dict
         from ns_train.run_dir import RunLayout
+        from ns_train.runtime import is_main_process
 
         if list_presets:
             table = Table("preset", "recipe")
@@ -62,15 +86,30 @@ def run_command(
                 table.add_row(item.name, escape(item.summary))
             console.print(table)
             return
-        if (config_file is None) == (preset_name is None):
-            raise TrainError(
-                "give a config file or --preset NAME (one of them; see --list-presets)"
-            )
+        folders = {
+            "labeled": labeled,
+            "unlabeled": unlabeled,
+            "eval": eval_data,
+            "shards": shards,
+        }
+        data = {key: str(path.resolve()) for key, path in folders.items() if path is not None}
+        if config_file is not None and preset_name is not None:
+            raise TrainError("give a config file or --preset NAME, not both")
         if config_file is not None:
             base, name = load_run_config(config_file), config_file.stem
-        else:
+        elif preset_name is not None or not data:
+            if preset_name is None:
+                raise TrainError(
+                    "give a config file, --preset NAME (see --list-presets), or the image "
+                    "folders: --labeled DIR --unlabeled DIR [--eval DIR]"
+                )
             base, name = preset(str(preset_name)), str(preset_name)
-        config = run_config_from_dict(overrides_as_dict(overrides or []), base)
+        else:
+            base, name = preset("custom-folder"), "custom-folder"
+        changes = overrides_as_dict(overrides or [])
+        if data:
+            changes.setdefault("data", {}).update({"source": "shards", **data})
+        config = run_config_from_dict(changes, base)
         run_dir = out or Path("runs") / name
         run(
             config,
@@ -79,7 +118,8 @@ def run_command(
             show_progress=not quiet,
             notify=lambda line: console.print(f"[dim]{line}[/]"),
         )
-        console.print(Markdown(report_markdown(RunLayout(run_dir))))
+        if is_main_process():  # under torchrun, rank 0 alone shows the report
+            console.print(Markdown(report_markdown(RunLayout(run_dir))))
 
     run_reporting_errors(main)
 

@@ -30,7 +30,9 @@ def parse_bytes(text: str) -> int:
 def shard(
     source: Annotated[
         Path,
-        typer.Argument(help="ImageFolder tree, image folder, .csv/.jsonl list, or .tar shards."),
+        typer.Argument(
+            help="ImageFolder tree, image folder, .csv/.jsonl list, or .tar/.tar.gz/.tgz shards."
+        ),
     ],
     out: Annotated[str, typer.Argument(help="Output folder or fsspec URL (e.g. file:///data/x).")],
     classes: Annotated[
@@ -62,12 +64,21 @@ def shard(
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace an existing shard set in OUT.")
     ] = False,
+    strict: Annotated[
+        bool,
+        typer.Option(
+            "--strict",
+            help="Stop at a damaged source tar (default: keep its samples before the damage "
+            "and list it in OUT/rejected.jsonl).",
+        ),
+    ] = False,
 ) -> None:
     """Build a WebDataset shard set (tars, DALI indexes, manifest.json) from SOURCE in OUT.
 
     Every image is verified to decode (or, with --verify structure, checked for a sound
-    header and structure); bad files are listed in OUT/rejected.jsonl. Same input,
-    same bytes; an interrupted run continues where it stopped when rerun.
+    header and structure); bad files, refused tar members and damaged tars are listed in
+    OUT/rejected.jsonl. Same input, same bytes; an interrupted run continues where it
+    stopped when rerun. A second `ns shard` on the same OUT is refused while one runs.
 
     Examples:
 
@@ -76,6 +87,8 @@ def shard(
         ns shard labels.csv shards/train --classes classes.txt --max-count 5000
 
         ns shard raw/ file:///data/unlabeled --max-side 512 --quality 90 --workers 8
+
+        ns shard wds-shards/ shards/resharded --strict
     """
 
     def run() -> None:
@@ -94,6 +107,7 @@ def shard(
             verify=cast("Verify", verify),
             workers=workers,
             overwrite=overwrite,
+            strict=strict,
         )
         report = shard_images(source, out, config, progress=True)
         console = Console(highlight=False, soft_wrap=True)
@@ -101,6 +115,12 @@ def shard(
             console.print(line)
         if report.rejected:
             console.print(f"{report.rejected:,} files rejected: see {out}/{REJECTED_NAME}")
+        if report.damaged:
+            names = ", ".join(report.damaged[:3]) + (", ..." if len(report.damaged) > 3 else "")
+            console.print(
+                f"{len(report.damaged):,} damaged source tars ({names}): their samples before "
+                f"the damage were kept; see {out}/{REJECTED_NAME} (--strict stops instead)"
+            )
         samples = report.manifest.num_samples
         console.print(
             f"{report.shards_written} shards written, {report.shards_reused} reused, "
