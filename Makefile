@@ -2,7 +2,7 @@
 UV := python3 -m uv
 RUN := $(UV) run --frozen
 
-.PHONY: setup demo test lint isolated
+.PHONY: setup demo test lint isolated dist
 
 setup:  ## install uv (through pip when absent) and the locked environment
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv \
@@ -24,3 +24,7 @@ isolated:  ## ns-data and ns-models tested alone, in environments without their 
 	.venv-ns-data/bin/python -m pytest -q tests/ns_data
 	UV_PROJECT_ENVIRONMENT=.venv-ns-models $(UV) sync --locked --package ns-models --group dev
 	.venv-ns-models/bin/python -m pytest -q tests/ns_models
+
+dist: setup  ## a wheel and an sdist of each package, one shared version, into dist/
+	rm -rf dist
+	$(UV) build --all-packages --out-dir dist/

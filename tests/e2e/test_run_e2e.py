@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -62,6 +63,14 @@ def test_run_status_and_rerun(tmp_path: Path) -> None:
     assert "teacher top-1" in first.stdout and (out / "report.md").exists()
     status = ns("status", str(out))
     assert status.returncode == 0 and status.stdout.count("done") == 5
+    scripted = json.loads(ns("status", str(out), "--json").stdout)
+    assert [step["state"] for step in scripted["steps"]] == ["done"] * 5
+    assert scripted["steps"][0] == {
+        **scripted["steps"][0],
+        "iteration": 0,
+        "step": "teacher",
+        "path": str(out / "iter-0/teacher"),
+    }
     again = ns("run", str(config), "--out", str(out), "--quiet")
     assert again.returncode == 0 and again.stdout.count("skipped") == 6
     changed = ns("run", str(config), "--out", str(out), "--set", "iterations=2")

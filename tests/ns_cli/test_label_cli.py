@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -73,6 +74,13 @@ def test_select_writes_a_plan(labels: Path, sets: DigitsSplits, tmp_path: Path) 
     assert code == 0, output
     assert "147 images → 10 kept" in output
     assert np.load(tmp_path / "plan.npy", allow_pickle=False).shape == (147,)
+    code, output = invoke(
+        "select", "--labels", labels, "--labeled", sets.labeled, "--unlabeled", sets.unlabeled,
+        "--out", tmp_path, "--threshold", "0", "--per-class", "10", "--json",
+    )  # fmt: skip
+    scripted = json.loads(output)
+    assert code == 0 and scripted["plan"] == str(tmp_path / "plan.npy")
+    assert (scripted["rows"], scripted["kept"], scripted["threshold"]) == (147, 10, 0.0)
 
 
 def test_label_missing_teacher(sets: DigitsSplits, tmp_path: Path) -> None:

@@ -15,3 +15,6 @@ Backend = Annotated[
 Device = Annotated[
     str, typer.Option("--device", help="cpu, cuda or cuda:N (default: cuda if present).")
 ]
+AsJson = Annotated[
+    bool, typer.Option("--json", help="Print one JSON object (for scripts) instead of lines.")
+]

@@ -12,12 +12,20 @@ from typing import Any
 
 @contextmanager
 def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
-    """Yield a temporary path beside `path`; on success rename it onto `path`, on error delete it."""
+    """Yield a temporary path beside `path`; on success rename it onto `path`, on error delete it.
+
+    An OSError raised while writing (a full disk, say) names `path`: a failed `write` names no
+    file, and the temporary name means nothing to the user.
+    """
     final = Path(path)
     tmp = final.with_name(f".{final.name}.tmp-{os.getpid()}")
     try:
         yield tmp
         os.replace(tmp, final)
+    except OSError as err:
+        if err.errno is None or err.filename not in (None, str(tmp)):
+            raise
+        raise OSError(err.errno, err.strerror, str(final)) from err
     finally:
         tmp.unlink(missing_ok=True)
 

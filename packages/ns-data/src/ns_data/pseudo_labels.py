@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 from safetensors import SafetensorError, safe_open
-from safetensors.numpy import load_file, save_file
+from safetensors.numpy import load_file, save
 
 from ns_data.atomic import atomic_path
 from ns_data.errors import DataError
@@ -67,8 +67,9 @@ def write_shard_labels(
         "topk_class": np.ascontiguousarray(topk_class, dtype=np.int32),
         "topk_prob": np.ascontiguousarray(topk_prob, dtype=np.float16),
     }
+    data = save(tensors, metadata=meta)  # bytes, written by Python: a full disk is an OSError
     with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata=meta)
+        tmp.write_bytes(data)
 
 
 def read_teacher(path: Path) -> TeacherInfo:

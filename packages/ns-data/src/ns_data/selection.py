@@ -12,6 +12,7 @@ for float16 and float32 alike, see `selection_kernels`), then one pass writing t
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +21,13 @@ import numpy as np
 
 from ns_data import selection_kernels as kernels
 from ns_data.errors import DataError
+
+if "NUMBA_THREADING_LAYER" not in os.environ:
+    # numba's default OpenMP layer sets the process's OpenMP thread count to every core, and
+    # torch shares that runtime: a plan made inside a training process (`ns run`) silently raised
+    # torch's threads (`OMP_NUM_THREADS`, `torch.set_num_threads`) for every later step, and so
+    # changed its floating-point results. numba's own pool leaves OpenMP alone, at the same speed.
+    numba.config.THREADING_LAYER = "workqueue"
 
 DEFAULT_THRESHOLD = 0.3
 """The paper's confidence threshold on ImageNet."""

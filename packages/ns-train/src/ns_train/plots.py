@@ -9,8 +9,16 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.figure import Figure
 
+from ns_data.atomic import atomic_path
 from ns_train.jsonl import read_jsonl
+
+
+def save_figure(fig: Figure, out: Path, dpi: int = 110) -> None:
+    """Write `fig` to `out` as a PNG, atomically: never half a PNG, and a full disk names `out`."""
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, dpi=dpi, format="png")
 
 
 def plot_training(metrics_path: Path, out: Path) -> Path:
@@ -24,7 +32,7 @@ def plot_training(metrics_path: Path, out: Path) -> Path:
     right.plot([r["epoch"] for r in evals], [100 * r["top1"] for r in evals], marker="o")
     right.set(xlabel="epoch", ylabel="top-1 (%)", title="eval accuracy (EMA weights)")
     fig.tight_layout()
-    fig.savefig(out, dpi=110)
+    save_figure(fig, out)
     plt.close(fig)
     return out
 
@@ -44,7 +52,7 @@ def plot_pseudo_labels(
         )
     right.set(xlabel="class", ylabel="images", title="pseudo-label classes")
     fig.tight_layout()
-    fig.savefig(out, dpi=110)
+    save_figure(fig, out)
     plt.close(fig)
     return out
 
@@ -66,7 +74,7 @@ def plot_confusion(confusion: np.ndarray, rows: list[str], columns: list[str], o
         ax.set_yticks(range(len(rows)), rows, fontsize=size)
     ax.set(xlabel="predicted", ylabel="true", title="confusion matrix")
     fig.tight_layout()
-    fig.savefig(out, dpi=110)
+    save_figure(fig, out)
     plt.close(fig)
     return out
 
@@ -93,7 +101,7 @@ def plot_reliability(
     bottom.bar(edges[:-1], count, width=1 / bins, align="edge", edgecolor="black")
     bottom.set(xlabel="top-1 confidence", ylabel="images", xlim=(0, 1))
     fig.tight_layout()
-    fig.savefig(out, dpi=110)
+    save_figure(fig, out)
     plt.close(fig)
     return out
 
@@ -115,6 +123,6 @@ def plot_corruption_errors(errors: dict[str, dict[int, float]], out: Path) -> Pa
     ax.set(ylabel="top-1 error (%)", title="error per corruption")
     ax.legend(fontsize=7, ncol=min(len(severities), 5))
     fig.tight_layout()
-    fig.savefig(out, dpi=110)
+    save_figure(fig, out)
     plt.close(fig)
     return out

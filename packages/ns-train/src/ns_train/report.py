@@ -12,7 +12,9 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
+from ns_data.atomic import atomic_path
 from ns_data.pseudo_labels import PseudoLabels
+from ns_train.plots import save_figure
 from ns_train.run_dir import Record, RunLayout, Step, find_record, read_records
 
 ACCURACY_PLOT = "accuracy.png"
@@ -122,7 +124,9 @@ def robustness_lines(record: Record) -> list[str]:
 
 def write_report(layout: RunLayout) -> Path:
     """Write `report.md` and its plots; return the report's path."""
-    layout.report.write_text(report_markdown(layout))
+    text = report_markdown(layout)
+    with atomic_path(layout.report) as tmp:
+        tmp.write_text(text)
     return layout.report
 
 
@@ -160,7 +164,7 @@ def _robustness_plot(models: dict[str, dict[str, object]], out: Path) -> None:
     ax.set(ylabel="top-1 error (%)", title="error per corruption (mean over severities)")
     ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(out, dpi=110)
+    save_figure(fig, out)
 
 
 def _accuracy_plot(models: list[tuple[str, Record]], out: Path) -> None:
@@ -181,7 +185,7 @@ def _accuracy_plot(models: list[tuple[str, Record]], out: Path) -> None:
     ax.set(xlabel="iteration", ylabel="top-1 (%)", title="eval accuracy per iteration")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(out, dpi=110)
+    save_figure(fig, out)
 
 
 def _per_class_plot(models: list[tuple[str, Record]], out: Path) -> None:
@@ -195,7 +199,7 @@ def _per_class_plot(models: list[tuple[str, Record]], out: Path) -> None:
     ax.set(xlabel="class", ylabel="top-1 (%)", title="per-class accuracy")
     ax.legend(fontsize=7)
     fig.tight_layout()
-    fig.savefig(out, dpi=110)
+    save_figure(fig, out)
 
 
 def _confidence_plot(layout: RunLayout, iterations: list[int], out: Path) -> None:
@@ -213,7 +217,7 @@ def _confidence_plot(layout: RunLayout, iterations: list[int], out: Path) -> Non
     ax.set(xlabel="teacher top-1 probability", ylabel="images", title="pseudo-label confidence")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(out, dpi=110)
+    save_figure(fig, out)
 
 
 def _percent(value: float | None) -> str:

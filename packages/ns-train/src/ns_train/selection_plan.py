@@ -31,6 +31,7 @@ from ns_data.selection import (
     summarize,
 )
 from ns_train.errors import TrainError
+from ns_train.plots import save_figure
 
 PLAN_FILE = "plan.npy"
 SUMMARY_FILE = "selection.json"
@@ -168,5 +169,5 @@ def plot_selection(summary: PlanSummary, out: Path) -> Path:
     ax.set(xlabel="class", ylabel="images", title="selection plan per class")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(out, dpi=110)
+    save_figure(fig, out)
     return out

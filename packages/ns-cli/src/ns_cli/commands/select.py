@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from ns_cli.errors import run_reporting_errors
+from ns_cli.options import AsJson
 
 
 def select_command(
@@ -29,6 +31,7 @@ def select_command(
             help="Images per class (default: the labeled set's class shares of the unlabeled count).",
         ),
     ] = None,
+    as_json: AsJson = False,
 ) -> None:
     """Keep the most confident pseudo labels per class, duplicate small classes: write plan.npy.
 
@@ -44,6 +47,9 @@ def select_command(
         cut = DEFAULT_THRESHOLD if threshold is None else threshold
         summary = make_plan(labels, labeled, unlabeled, out, threshold=cut, per_class=per_class)
         t = summary.selection.totals
+        if as_json:
+            typer.echo(json.dumps({"plan": str(summary.plan), "threshold": cut, **t}))
+            return
         typer.echo(
             f"{summary.plan}: {t['rows']} images → {t['kept']} kept ({t['duplicates']} extra "
             f"copies, {t['copies']} per epoch), dropped {t['below']} under {cut:g} and "
