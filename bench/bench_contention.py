@@ -95,7 +95,9 @@ def main() -> None:
                 rates.setdefault((name, load), []).append(found["images_per_s"])
                 used[(name, load)] = int(found["threads"])
     print(f"{cores} usable cores ({os.uname().machine}); load: {args.load} spinning processes\n")
-    print("| setting | threads alone / loaded | alone img/s | loaded img/s | slowdown | fair slowdown |")
+    print(
+        "| setting | threads alone / loaded | alone img/s | loaded img/s | slowdown | fair slowdown |"
+    )
     print("|---|---|---:|---:|---:|---:|")
     fair = cores / max(1, cores - args.load)
     for name in SETTINGS:

@@ -40,6 +40,7 @@ import PIL
 from rich.progress import Progress
 
 from ns_data import __version__
+from ns_data.cpus import usable_cores
 from ns_data.errors import DataError
 from ns_data.job_lock import hold_output_lock
 from ns_data.manifest import (
