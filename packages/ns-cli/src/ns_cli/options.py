@@ -18,3 +18,4 @@ Device = Annotated[
 AsJson = Annotated[
     bool, typer.Option("--json", help="Print one JSON object (for scripts) instead of lines.")
 ]
+Quiet = Annotated[bool, typer.Option("--quiet", help="No progress bars.")]

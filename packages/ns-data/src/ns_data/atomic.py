@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -28,6 +29,27 @@ def atomic_path(path: str | os.PathLike[str]) -> Iterator[Path]:
         raise OSError(err.errno, err.strerror, str(final)) from err
     finally:
         tmp.unlink(missing_ok=True)
+
+
+_OS_ERROR = re.compile(r"\(os error (\d+)\)")
+
+
+@contextmanager
+def naming_path(path: str | os.PathLike[str]) -> Iterator[None]:
+    """Let a write error that names no file name `path`: an OSError without a file name, or the
+    error of a Rust writer (safetensors) that quotes its errno as `(os error 28)`."""
+    try:
+        yield
+    except OSError as err:
+        if err.filename is not None:
+            raise
+        raise OSError(err.errno, err.strerror, os.fspath(path)) from err
+    except Exception as err:
+        found = _OS_ERROR.search(str(err))
+        if found is None:
+            raise
+        code = int(found[1])
+        raise OSError(code, os.strerror(code), os.fspath(path)) from err
 
 
 def write_json(path: str | os.PathLike[str], obj: Any) -> None:

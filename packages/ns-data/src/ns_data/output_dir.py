@@ -17,6 +17,7 @@ from typing import BinaryIO
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
+from ns_data.atomic import naming_path
 from ns_data.errors import DataError
 from ns_data.job_lock import LOCK_NAME
 from ns_data.manifest import MANIFEST_NAME, Manifest
@@ -65,7 +66,7 @@ class OutputDir:
         self.fs.makedirs(posixpath.dirname(tmp), exist_ok=True)
         self.fs.makedirs(posixpath.dirname(self.path(name)), exist_ok=True)
         try:
-            with self.fs.open(tmp, "wb") as handle:
+            with naming_path(tmp), self.fs.open(tmp, "wb") as handle:
                 yield handle
             self.fs.mv(tmp, self.path(name))
         finally:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
 import uuid
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Literal
 
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import save_file
 from timm.data import DEFAULT_CROP_PCT, IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.models._hub import load_model_config_from_path, save_config_for_hf
@@ -227,7 +229,13 @@ def save_checkpoint(
     directory.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", suffix=".tmp", dir=directory.parent))
     try:
-        save_file(state, tmp / WEIGHTS_FILE, metadata={"format": "pt"})
+        try:
+            save_file(state, tmp / WEIGHTS_FILE, metadata={"format": "pt"})
+        except SafetensorError as err:  # its Rust errors name no file: a full disk names it here
+            code = re.search(r"\(os error (\d+)\)", str(err))
+            if code is None:
+                raise
+            raise OSError(int(code[1]), os.strerror(int(code[1])), str(tmp)) from err
         _save_timm_config(model, tmp / CONFIG_FILE, config)
         (tmp / README_FILE).write_text(checkpoint_readme(config), encoding="utf-8")
         for name in (WEIGHTS_FILE, CONFIG_FILE, README_FILE):

@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
+from ns_data.atomic import naming_path
 from ns_train.errors import TrainError
 
 STATE_DIR = "state"
@@ -105,6 +106,20 @@ def save_snapshot(out_dir: Path, snapshot: Snapshot, keep: int) -> Path:
     final = root / f"{_PREFIX}{snapshot.step:08d}"
     tmp = root / f".{final.name}.tmp-{os.getpid()}"
     shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        with naming_path(tmp):
+            _write_snapshot(tmp, snapshot)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)  # a full disk: the older snapshots stay whole
+        raise
+    shutil.rmtree(final, ignore_errors=True)
+    os.replace(tmp, final)
+    for old in sorted(root.glob(f"{_PREFIX}*"))[:-keep]:
+        shutil.rmtree(old, ignore_errors=True)
+    return final
+
+
+def _write_snapshot(tmp: Path, snapshot: Snapshot) -> None:
     tmp.mkdir()
     save_file(_cpu(snapshot.model), str(tmp / "model.safetensors"))
     if snapshot.ema is not None:
@@ -120,11 +135,6 @@ def save_snapshot(out_dir: Path, snapshot: Snapshot, keep: int) -> Path:
         "world_size": snapshot.world_size,
     }
     (tmp / "trainer.json").write_text(json.dumps(trainer))
-    shutil.rmtree(final, ignore_errors=True)
-    os.replace(tmp, final)
-    for old in sorted(root.glob(f"{_PREFIX}*"))[:-keep]:
-        shutil.rmtree(old, ignore_errors=True)
-    return final
 
 
 def latest_snapshot(out_dir: Path) -> Path | None:

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from ns_cli.errors import run_reporting_errors
-from ns_cli.options import Backend, Device
+from ns_cli.options import Backend, Device, Quiet
 
 
 def label_command(
@@ -30,6 +30,7 @@ def label_command(
     ] = None,
     backend: Backend = "auto",
     device: Device = "auto",
+    quiet: Quiet = False,
 ) -> None:
     """Run the teacher without noise over unlabeled shards and store its top-k pseudo labels.
 
@@ -57,6 +58,7 @@ def label_command(
             bf16=bf16,
             channels_last=channels_last,
             overwrite=overwrite,
+            show_progress=not quiet,
         )
         typer.echo(
             f"{summary.samples} images labeled in {out} ({summary.shards_labeled} shards now, "

@@ -12,6 +12,7 @@ from rich.table import Table
 
 from ns_cli.console import report_console
 from ns_cli.errors import run_reporting_errors
+from ns_cli.options import Quiet
 
 
 def run_command(
@@ -54,7 +55,7 @@ def run_command(
     list_presets: Annotated[
         bool, typer.Option("--list-presets", help="List the presets and exit.")
     ] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bars.")] = False,
+    quiet: Quiet = False,
 ) -> None:
     """Train a teacher, then label → filter/balance → train a noisy student, N times.
 

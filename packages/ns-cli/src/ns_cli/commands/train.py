@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from ns_cli.errors import run_reporting_errors
+from ns_cli.options import Quiet
 
 
 def train_command(
@@ -42,6 +43,7 @@ def train_command(
     resume: Annotated[
         bool, typer.Option("--resume", help="Continue the job in --out exactly.")
     ] = False,
+    quiet: Quiet = False,
 ) -> None:
     """Train a noised teacher (labeled data only) or a noised student (add --unlabeled, --pseudo-labels).
 
@@ -61,7 +63,7 @@ def train_command(
 
         settings = resolve(TrainConfig, TrainConfig(), config, overrides or [])
         inputs = TrainInputs(labeled, eval_set, unlabeled, pseudo_labels, plan, init)
-        result = train(settings, inputs, out, resume=resume)
+        result = train(settings, inputs, out, resume=resume, show_progress=not quiet)
         summary = f"checkpoint: {result.checkpoint}  ({result.images_per_second:.0f} img/s)"
         if result.eval is not None:
             summary += f"  top-1 {100 * result.eval.top1:.1f}%  top-5 {100 * result.eval.top5:.1f}%"
