@@ -29,7 +29,7 @@ def test_list_presets_names_each_recipe() -> None:
     ("args", "message"),
     [
         (["--preset", "imagenet"], "unknown preset 'imagenet': did you mean 'imagenet-b0-b7-l2'?"),
-        ([], "give a config file or --preset NAME"),
+        ([], "give a config file, --preset NAME (see --list-presets), or the image folders"),
         (["--preset", "digits-demo", "--set", "iteratons=3"], "did you mean 'iterations'?"),
         (["--preset", "digits-demo", "--set", "teacher.model=efficientnet_b3"], "smaller than"),
     ],
