@@ -74,5 +74,6 @@ def run_reporting_errors(command: Callable[[], T]) -> T:
 
 
 def _print(markup: str) -> None:
-    """One line on stderr; messages are escaped (a path like `[raw]/x.jpg` is text, not markup)."""
-    Console(stderr=True).print(markup, highlight=False, soft_wrap=True)
+    """One line on stderr. Messages are escaped and emoji codes left alone: a path like
+    `[raw]/x.jpg` is text, not markup, and `part.tar:b:` is not `part.tar🅱`."""
+    Console(stderr=True).print(markup, highlight=False, soft_wrap=True, emoji=False)

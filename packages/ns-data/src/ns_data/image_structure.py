@@ -3,6 +3,10 @@
 `read_header` walks a JPEG's marker segments up to the scan, reads the size from its frame header
 and the EXIF orientation from its APP1 segment, and looks for the end marker (PNG: signature, IHDR size and IEND chunk; WebP: RIFF size and the
 first chunk's size). It catches truncated files, garbage and non-images; a file that passes can still fail a full decode (`image_check.checked_decode`).
+It also refuses what no decoder should be handed: a header claiming more pixels than Pillow's
+decompression-bomb limit (a 65,535 × 65,535 JPEG header would make a decoder allocate 12 GB
+before finding the data missing), and animated WebP (torchvision refuses it, DALI reads its
+first frame: the backends would differ).
 No torch here: `ns shard` workers use it too.
 """
 
@@ -11,11 +15,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from PIL import Image
+
 _SOI, _EOI = b"\xff\xd8", b"\xff\xd9"
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _PNG_END = b"IEND\xaeB`\x82"
 _STANDALONE = {0x01, *range(0xD0, 0xD8)}  # markers without a length field (TEM, RST0-7)
 _FRAME_MARKERS = set(range(0xC0, 0xD0)) - {0xC4, 0xC8, 0xCC}  # SOF0-15 (not DHT, JPG, DAC)
+_WEBP_ANIMATED = 0x02  # VP8X flags: the animation bit
+ANIMATED_WEBP = "animated WebP is not stored; export one frame as JPEG, PNG or WebP"
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,8 +99,29 @@ def _exif_orientation(segment: bytes) -> int:
     return 1
 
 
+def pixel_limit() -> int | None:
+    """The most pixels an image may have: where Pillow raises DecompressionBombError (twice
+    `PIL.Image.MAX_IMAGE_PIXELS`, which a user may raise or set to None)."""
+    limit = Image.MAX_IMAGE_PIXELS
+    return None if limit is None else 2 * int(limit)
+
+
 def read_header(data: bytes) -> ImageHeader | str:
-    """The header of a whole JPEG, PNG or WebP image, or why `data` cannot be one."""
+    """The header of a whole JPEG, PNG or WebP image, or why `data` cannot be one (or must not
+    be decoded: see the module doc)."""
+    header = _read_header(data)
+    if isinstance(header, str):
+        return header
+    limit = pixel_limit()
+    if limit is not None and header.width * header.height > limit:
+        return (
+            f"{header.width}x{header.height} pixels is over the decompression-bomb limit of "
+            f"{limit:,} pixels (PIL.Image.MAX_IMAGE_PIXELS); shrink the image"
+        )
+    return header
+
+
+def _read_header(data: bytes) -> ImageHeader | str:
     if data.startswith(_SOI):
         return _jpeg_header(data)
     if data.startswith(_PNG_SIGNATURE):
@@ -106,6 +135,8 @@ def read_header(data: bytes) -> ImageHeader | str:
         declared = int.from_bytes(data[4:8], "little") + 8
         if len(data) < declared:
             return "truncated WebP (shorter than its RIFF size)"
+        if data[12:16] == b"VP8X" and len(data) > 20 and data[20] & _WEBP_ANIMATED:
+            return ANIMATED_WEBP
         size = _webp_size(data)
         return ImageHeader("webp", *size) if size else "WebP without a readable VP8/VP8L/VP8X size"
     return "not a JPEG, PNG or WebP image"

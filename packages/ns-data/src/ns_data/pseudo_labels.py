@@ -96,6 +96,49 @@ def read_top1(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return ids, top_class[:, 0], top_prob[:, 0]
 
 
+_TENSORS = ("sample_id", "topk_class", "topk_prob")
+
+
+def _check_labels(
+    path: Path, part: dict[str, np.ndarray], teacher: TeacherInfo, first: Path
+) -> None:
+    """Refuse (DataError naming the file) a labels file that `ns label` with `teacher` (the one of
+    the folder's first file) would not have written: another teacher, missing tensors, shapes or
+    dtypes that do not match, classes out of range, probabilities outside [0, 1]."""
+    fix = "delete it and rerun `ns label`"
+    found = read_teacher(path) if path != first else teacher
+    if not found.same_labels_as(teacher) or found.class_names != teacher.class_names:
+        raise DataError(
+            f"{path} was made by another teacher or settings (id {found.teacher_id}, "
+            f"T={found.temperature}, top-{found.topk}) than {first.name} (id {teacher.teacher_id}, "
+            f"T={teacher.temperature}, top-{teacher.topk}): relabel the set with one teacher "
+            "(`ns label --overwrite`)"
+        )
+    missing = [name for name in _TENSORS if name not in part]
+    if missing:
+        raise DataError(f"{path} has no {missing[0]} tensor; {fix}")
+    ids, classes, probs = (part[name] for name in _TENSORS)
+    k = min(teacher.topk, len(teacher.class_names))
+    if ids.ndim != 1 or classes.shape != (len(ids), k) or probs.shape != classes.shape:
+        raise DataError(
+            f"{path} holds sample_id {ids.shape}, topk_class {classes.shape} and topk_prob "
+            f"{probs.shape}, not [n], [n, {k}] and [n, {k}] as its teacher's top-{k}; {fix}"
+        )
+    kinds = (ids.dtype.kind, classes.dtype.kind, probs.dtype.kind)
+    if kinds[0] not in "iu" or kinds[1] not in "iu" or kinds[2] != "f":
+        raise DataError(
+            f"{path} holds {ids.dtype} ids, {classes.dtype} classes and {probs.dtype} "
+            f"probabilities, not integers, integers and floats; {fix}"
+        )
+    if classes.size and not (classes.min() >= 0 and classes.max() < len(teacher.class_names)):
+        raise DataError(
+            f"{path} names classes {int(classes.min())}..{int(classes.max())}, outside its "
+            f"teacher's {len(teacher.class_names)} classes; {fix}"
+        )
+    if probs.size and not (np.isfinite(probs).all() and probs.min() >= 0 and probs.max() <= 1):
+        raise DataError(f"{path} holds probabilities outside [0, 1] (or NaN); {fix}")
+
+
 class PseudoLabels:
     """The pseudo labels of a folder, joined by global sample id: all of them, or (`tars`) only
     those of some source shards, as a rank that reads only its own shards needs."""
@@ -121,6 +164,8 @@ class PseudoLabels:
                 f"cannot read pseudo labels in {self.directory}: {err}; rerun `ns label`"
             ) from err
         self.teacher = read_teacher(files[0])
+        for path, part in zip(files, parts, strict=True):
+            _check_labels(path, part, self.teacher, files[0])
         ids = np.concatenate([p["sample_id"] for p in parts])
         order = np.argsort(ids, kind="stable")
         self.sample_id = ids[order]

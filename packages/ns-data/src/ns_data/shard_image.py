@@ -16,9 +16,11 @@ from typing import Literal
 
 from PIL import Image, UnidentifiedImageError
 
-from ns_data.image_structure import read_header
+from ns_data.image_structure import ANIMATED_WEBP, read_header
 
-STORED_FORMATS = {"JPEG": "jpg", "PNG": "png", "WEBP": "webp"}
+STORED_FORMATS = {"JPEG": "jpg", "MPO": "jpg", "PNG": "png", "WEBP": "webp"}
+"""Formats kept as they are. MPO is a JPEG followed by more pictures (phone cameras write it):
+every decoder reads its first picture."""
 VERIFY_MODES = ("decode", "structure")
 Verify = Literal["decode", "structure"]
 
@@ -60,12 +62,14 @@ def check_image(
                 raise UnusableImage(
                     f"{image.format} is not stored; convert it to JPEG, PNG or WebP"
                 )
+            if image.format == "WEBP" and getattr(image, "n_frames", 1) > 1:
+                raise UnusableImage(ANIMATED_WEBP)
             width, height = image.size
             if max_side is not None and max(width, height) > max_side:
                 return _shrink(image, ext, max_side, quality)
             if verify == "structure":
                 return CheckedImage(ext, width, height)
-            if image.format == "JPEG":
+            if image.format in ("JPEG", "MPO"):
                 image.draft(image.mode, (max(1, width // 8), max(1, height // 8)))
             image.load()
     except UnidentifiedImageError as err:
@@ -87,5 +91,5 @@ def _shrink(image: Image.Image, ext: str, max_side: int, quality: int) -> Checke
     if ext == "png":
         small.save(buffer, format="PNG")
     else:
-        small.save(buffer, format=image.format, quality=quality)
+        small.save(buffer, format="JPEG" if ext == "jpg" else "WEBP", quality=quality)
     return CheckedImage(ext, size[0], size[1], buffer.getvalue())

@@ -227,6 +227,8 @@ def save_checkpoint(
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     config = replace(config, ns_version=_ns_version())
     directory.parent.mkdir(parents=True, exist_ok=True)
+    for left in directory.parent.glob(f".{directory.name}.*.tmp"):  # of a killed writer
+        shutil.rmtree(left, ignore_errors=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", suffix=".tmp", dir=directory.parent))
     try:
         try:

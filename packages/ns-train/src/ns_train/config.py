@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -111,6 +112,8 @@ class TrainConfig:
             "keep_checkpoints",
         )
         _non_negative(self, "checkpoint_every", "freeze_blocks")
+        if self.workers is not None and self.workers < 0:
+            raise TrainError(f"TrainConfig.workers must be >= 0 or absent, got {self.workers}")
         if not 0 <= self.label_smoothing < 1:
             raise TrainError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
         if self.ema_decay is not None and not 0 < self.ema_decay < 1:
@@ -150,20 +153,73 @@ def from_dict(cls: type[T], data: dict[str, Any], where: str = "config") -> T:
                 else f"; known fields: {', '.join(sorted(known))}"
             )
             raise TrainError(f"unknown field {where}.{key}{hint}")
-        target = hints[key]
-        if dataclasses.is_dataclass(target) and isinstance(value, dict):
-            value = from_dict(target, value, f"{where}.{key}")  # type: ignore[arg-type]
-        elif isinstance(value, list) and _is_tuple(target):
-            value = tuple(value)
-        values[key] = value
+        values[key] = _typed(value, hints[key], f"{where}.{key}")
     return cls(**values)
 
 
-def _is_tuple(hint: Any) -> bool:
+def _typed(value: Any, hint: Any, where: str) -> Any:
+    """`value` as field `where` of type `hint` takes it (a TOML array becomes a tuple, a table a
+    nested config); TrainError naming the field when it is of another type, as TOML and `--set`
+    can give any (`batch_size = "64"`, `epochs = inf`, `optim = "sgd"`)."""
     origin = typing.get_origin(hint)
     if origin in (typing.Union, types.UnionType):
-        return any(_is_tuple(arg) for arg in typing.get_args(hint))
-    return origin is tuple
+        options = typing.get_args(hint)
+        if value is None and type(None) in options:
+            return None
+        for option in (o for o in options if o is not type(None)):
+            try:
+                return _typed(value, option, where)
+            except TrainError:
+                continue
+        raise TrainError(f"{where} must be {_kind(hint)}, got {value!r}")
+    if origin is typing.Literal:
+        if isinstance(value, str) and value in typing.get_args(hint):
+            return value
+        raise TrainError(f"{where} must be {_kind(hint)}, got {value!r}")
+    if origin is tuple:
+        items = typing.get_args(hint)
+        if not isinstance(value, list | tuple):
+            raise TrainError(f"{where} must be {_kind(hint)}, got {value!r}")
+        if len(items) == 2 and items[1] is Ellipsis:
+            items = (items[0],) * len(value)
+        elif len(value) != len(items):
+            raise TrainError(f"{where} must be {_kind(hint)}, got {len(value)} values")
+        return tuple(
+            _typed(v, t, f"{where}[{i}]") for i, (v, t) in enumerate(zip(value, items, strict=True))
+        )
+    if dataclasses.is_dataclass(hint):
+        if isinstance(value, dict):
+            return from_dict(hint, value, where)  # type: ignore[arg-type]
+        if isinstance(value, hint):
+            return value
+        raise TrainError(f"{where} must be a table of {hint.__name__} fields, got {value!r}")
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    if hint is float and number and not math.isfinite(value):
+        raise TrainError(f"{where} must be a finite number, got {value!r}")
+    if (
+        (hint is bool and not isinstance(value, bool))
+        or (hint is int and not (number and isinstance(value, int)))
+        or (hint is float and not number)
+        or (hint is str and not isinstance(value, str))
+    ):
+        raise TrainError(f"{where} must be {_kind(hint)}, got {value!r}")
+    return value
+
+
+def _kind(hint: Any) -> str:
+    """How a message names a field's type."""
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_kind(o) for o in typing.get_args(hint) if o is not type(None))
+    if origin is typing.Literal:
+        return "one of " + ", ".join(repr(choice) for choice in typing.get_args(hint))
+    if origin is tuple:
+        items = typing.get_args(hint)
+        plural = {bool: "booleans", int: "integers", float: "numbers", str: "strings"}
+        name = plural.get(items[0], "values")
+        return f"a list of {name}" if items[-1] is Ellipsis else f"a list of {len(items)} {name}"
+    names = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
+    return names.get(hint, getattr(hint, "__name__", str(hint)))
 
 
 def replace(config: T, **changes: Any) -> T:

@@ -149,6 +149,7 @@ class JobData:
                 f"{self.pseudo.teacher.class_names[:5]}…, the labeled set has {self.class_names[:5]}…; "
                 "relabel with a teacher trained on these classes"
             )
+        self.pseudo.rows_of(unlabeled_set.table.sample_id)  # every sample has one, known now
         copies = load_plan(inputs.plan, unlabeled_set.total_samples) if inputs.plan else None
         self.unlabeled = ImageLoader(
             unlabeled_set,

@@ -43,7 +43,10 @@ def pick_device(name: str = "auto") -> torch.device:
     """`auto` is CUDA when present, else CPU; `cuda` without a GPU is refused."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
+    try:
+        device = torch.device(name)
+    except RuntimeError as err:
+        raise TrainError(f"unknown device {name!r}: use auto, cpu, cuda or cuda:N") from err
     if device.type == "cuda" and not torch.cuda.is_available():
         raise TrainError(f"device {name!r} asked for but no CUDA GPU is visible; use --device cpu")
     return device

@@ -105,7 +105,8 @@ def save_snapshot(out_dir: Path, snapshot: Snapshot, keep: int) -> Path:
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"{_PREFIX}{snapshot.step:08d}"
     tmp = root / f".{final.name}.tmp-{os.getpid()}"
-    shutil.rmtree(tmp, ignore_errors=True)
+    for left in root.glob(f".{_PREFIX}*.tmp-*"):  # of a killed writer (one job per folder: locked)
+        shutil.rmtree(left, ignore_errors=True)
     try:
         with naming_path(tmp):
             _write_snapshot(tmp, snapshot)
