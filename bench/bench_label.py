@@ -29,8 +29,8 @@ from PIL import Image
 from torch.utils.data import DataLoader
 from torchvision.transforms import v2
 
-from ns_data.shard_writer import ShardSetWriter
-from ns_data.views import IMAGENET_MEAN, IMAGENET_STD
+from ns_data.loading.views import IMAGENET_MEAN, IMAGENET_STD
+from ns_data.shards.writer import ShardSetWriter
 from ns_models import CheckpointConfig, build_model, default_noise, save_checkpoint
 from ns_train.labeler import label
 

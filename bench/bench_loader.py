@@ -28,10 +28,10 @@ import webdataset as wds
 from PIL import Image
 from torchvision.transforms import v2
 
-from ns_data.loader import Backend, ImageLoader
-from ns_data.shard_set import ShardSet
-from ns_data.shard_writer import ShardSetWriter
-from ns_data.views import View
+from ns_data.loading.loader import Backend, ImageLoader
+from ns_data.loading.views import View
+from ns_data.shards.reader import ShardSet
+from ns_data.shards.writer import ShardSetWriter
 
 
 def write_photos(directory: Path, count: int, seed: int = 0) -> Path:

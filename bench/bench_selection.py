@@ -1,4 +1,4 @@
-"""Benchmark `ns_data.selection.select` (numba, O(n)) against a numpy lexsort of the same rule.
+"""Benchmark `ns_data.labels.selection.select` (numba, O(n)) against a numpy lexsort of the same rule.
 
 Synthetic pseudo labels: Zipf-like class frequencies, Beta(2, 1.5) confidences as float16, the
 paper's threshold 0.3 and a uniform per-class target (paper: 130K of 1000 classes from 300M).
@@ -39,7 +39,7 @@ def main() -> None:
     os.environ["NUMBA_CACHE_DIR"] = tempfile.mkdtemp(prefix="ns-bench-numba-")
     import numba
 
-    from ns_data.selection import select, summarize
+    from ns_data.labels.selection import select, summarize
 
     top_class, confidence = synthetic(args.rows, args.classes)
     print(

@@ -27,8 +27,8 @@ import webdataset as wds
 from PIL import Image
 from skimage import data, transform
 
-from ns_data.shard_image import Verify
-from ns_data.sharding import ShardConfig, shard_images
+from ns_data.images.verify import Verify
+from ns_data.ingest.pipeline import ShardConfig, shard_images
 
 SHARD_SIZE = 1000
 """Samples per `ns shard` tar: several shards, so that the write phase has work for every worker

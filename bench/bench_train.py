@@ -37,9 +37,9 @@ from timm.optim import create_optimizer_v2
 from torch.utils.flop_counter import FlopCounterMode
 from torchvision.transforms import v2
 
-from ns_data.loader import resolve_backend
-from ns_data.shard_set import ShardSet
-from ns_data.sharding import ShardConfig, shard_images
+from ns_data.ingest.pipeline import ShardConfig, shard_images
+from ns_data.loading.loader import resolve_backend
+from ns_data.shards.reader import ShardSet
 from ns_train.config import NoiseConfig, OptimConfig, TrainConfig
 from ns_train.data import TrainInputs
 from ns_train.jsonl import read_jsonl

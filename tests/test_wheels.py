@@ -156,9 +156,9 @@ import numpy as np
 from PIL import Image
 
 import ns_data
-from ns_data.selection import select
-from ns_data.shard_set import ShardSet
-from ns_data.sharding import ShardConfig, shard_images
+from ns_data.labels.selection import select
+from ns_data.shards.reader import ShardSet
+from ns_data.ingest.pipeline import ShardConfig, shard_images
 
 rng = np.random.default_rng(0)
 images = {}
@@ -243,11 +243,11 @@ def test_ns_data_wheel_metadata(wheel_env: WheelEnv) -> None:
         re.split(r"[\s<>=!~;\[]", r, maxsplit=1)[0] for r in metadata.get_all("Requires-Dist")
     ]
     assert not [r for r in requires if r.startswith("ns-")], requires
-    assert "ns_data/selection_kernels.py" in names
+    assert "ns_data/labels/kernels.py" in names
     assert not [n for n in names if "__pycache__" in n or n.startswith("tests/")]
     with tarfile.open(wheel_env.sdist) as sdist:
         members = {m.split("/", 1)[1] for m in sdist.getnames() if "/" in m}
-    assert {"README.md", "LICENSE", "pyproject.toml", "src/ns_data/selection.py"} <= members
+    assert {"README.md", "LICENSE", "pyproject.toml", "src/ns_data/labels/selection.py"} <= members
 
 
 def test_one_version_one_license_one_home() -> None:

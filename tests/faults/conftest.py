@@ -37,9 +37,9 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ns_data.digits import DigitsSplits
-from ns_data.shard_set import ShardSet
-from ns_data.shard_writer import ShardSetWriter
+from ns_data.shards.reader import ShardSet
+from ns_data.shards.writer import ShardSetWriter
+from ns_train.runs.digits import DigitsSplits
 from ns_train.trainer import TrainResult
 
 
@@ -60,8 +60,8 @@ teacher = _ENGINE.teacher  # type: ignore[attr-defined]
 
 TORCH_FREE = {"shard"}
 """Commands that start fast as a fresh interpreter (they never import torch)."""
-PRELOAD = ["ns_cli.main", "ns_data.sharding", "ns_train.trainer", "ns_train.labeler"]
-PRELOAD += ["ns_train.iterate", "ns_train.selection_plan", "ns_train.report"]
+PRELOAD = ["ns_cli.main", "ns_data.ingest.pipeline", "ns_train.trainer", "ns_train.labeler"]
+PRELOAD += ["ns_train.runs.loop", "ns_train.selection_plan", "ns_train.runs.report"]
 _CHILD = """
 import os, resource, signal, sys
 os.setsid()
@@ -290,7 +290,7 @@ def _check_whole(path: Path) -> None:
                     assert data is not None and len(data.read()) == member.size
         assert path.stat().st_size % tarfile.RECORDSIZE == 0, "not padded to a full record"
     elif suffix == "idx":
-        from ns_data.dali_index import read_index
+        from ns_data.shards.index import read_index
 
         read_index(path)
     elif suffix == "safetensors":

@@ -18,7 +18,7 @@ import numpy as np
 import torch
 torch.set_num_threads(1)
 torch.ones(512, 512) @ torch.ones(512, 512)  # torch starts its OpenMP pool
-from ns_data.selection import select
+from ns_data.labels.selection import select
 select(np.zeros(200, np.int32), np.linspace(0, 1, 200).astype(np.float16), num_classes=4,
        threshold=0.0, per_class=np.full(4, 50))
 sys.exit(0 if torch.get_num_threads() == 1 else 10 + torch.get_num_threads())

@@ -20,8 +20,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ns_data.digits import DigitsSplits
 from ns_models.checkpoint import WEIGHTS_FILE
+from ns_train.runs.digits import DigitsSplits
 from ns_train.state import load_snapshot
 from ns_train.trainer import TrainResult
 

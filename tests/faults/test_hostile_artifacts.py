@@ -24,8 +24,8 @@ from safetensors.torch import load_file, save_file
 from typer.testing import CliRunner
 
 from ns_cli.main import app
-from ns_data.digits import DigitsSplits
 from ns_models.checkpoint import CONFIG_FILE, WEIGHTS_FILE
+from ns_train.runs.digits import DigitsSplits
 from ns_train.trainer import TrainResult
 
 SETTINGS = {"image_size": "32", "batch_size": "16", "backend": "'torch'", "workers": "0"}

@@ -25,11 +25,11 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from ns_cli.main import app
-from ns_data.image_structure import structure_problem
-from ns_data.loader import ImageLoader, dali_available
-from ns_data.shard_set import ShardSet
-from ns_data.shard_writer import ShardSetWriter
-from ns_data.views import IMAGENET_MEAN, IMAGENET_STD, View
+from ns_data.images.structure import structure_problem
+from ns_data.loading.loader import ImageLoader, dali_available
+from ns_data.loading.views import IMAGENET_MEAN, IMAGENET_STD, View
+from ns_data.shards.reader import ShardSet
+from ns_data.shards.writer import ShardSetWriter
 
 BACKENDS = [
     "torch",

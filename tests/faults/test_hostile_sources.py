@@ -130,7 +130,7 @@ def test_links_inside_the_tree_are_followed(linked: Path, tmp_path: Path) -> Non
 
 @pytest.mark.xfail(
     strict=True,
-    reason="ns_data/sources.py _walk follows symlinks out of the source tree (should skip and "
+    reason="ns_data/ingest/sources.py _walk follows symlinks out of the source tree (should skip and "
     "list them in rejected.jsonl)",
 )
 def test_links_out_of_the_tree_are_not_followed(linked: Path, tmp_path: Path) -> None:
@@ -207,7 +207,7 @@ def test_a_key_in_two_tars_is_one_error_line(tmp_path: Path) -> None:
 
 @pytest.mark.xfail(
     strict=True,
-    reason="ns_data/tar_listing.py groups members by key in a dict: a key repeated inside one tar "
+    reason="ns_data/ingest/tar_listing.py groups members by key in a dict: a key repeated inside one tar "
     "silently replaces the earlier sample (image and label); should be an error naming the key",
 )
 def test_a_key_repeated_inside_one_tar_is_not_silently_merged(tmp_path: Path) -> None:

@@ -29,9 +29,9 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from ns_data.errors import DataError
-from ns_data.loader import dali_available
-from ns_data.manifest import Manifest
-from ns_data.pseudo_labels import (
+from ns_data.ingest.pipeline import ShardConfig, shard_images
+from ns_data.ingest.sources import sample_key
+from ns_data.labels.store import (
     PseudoLabels,
     TeacherInfo,
     labels_file,
@@ -39,10 +39,10 @@ from ns_data.pseudo_labels import (
     read_top1,
     write_shard_labels,
 )
-from ns_data.shard_set import ShardSet
-from ns_data.shard_writer import ShardSetWriter
-from ns_data.sharding import ShardConfig, shard_images
-from ns_data.sources import sample_key
+from ns_data.loading.loader import dali_available
+from ns_data.shards.manifest import Manifest
+from ns_data.shards.reader import ShardSet
+from ns_data.shards.writer import ShardSetWriter
 
 FEW = settings(
     max_examples=20,
@@ -222,7 +222,7 @@ def test_writer_round_trip_with_deep_keys(
 
 @pytest.mark.xfail(
     strict=True,
-    reason="ns_data/sources.py sample_key (and ShardSetWriter's key rule): a folder named in a "
+    reason="ns_data/ingest/sources.py sample_key (and ShardSetWriter's key rule): a folder named in a "
     "non-Latin script ('Ελλάδα') becomes '______', a key webdataset skips as metadata "
     "(`__*__/`), so webdataset readers silently lose its samples",
 )

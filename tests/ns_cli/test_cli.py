@@ -18,8 +18,8 @@ from typer.testing import CliRunner
 import ns_cli.main
 from ns_cli.console import PIPED_WIDTH, report_console
 from ns_cli.main import app
-from ns_data.digits import write_digits
 from ns_models import CheckpointConfig, NoiseConfig, build_model, save_checkpoint
+from ns_train.runs.digits import write_digits
 
 runner = CliRunner()
 

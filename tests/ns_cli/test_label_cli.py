@@ -11,9 +11,9 @@ import typer
 from typer.testing import CliRunner
 
 from ns_cli.commands import label, select
-from ns_data.digits import DigitsSplits, write_digits
 from ns_train.config import TrainConfig
 from ns_train.data import TrainInputs
+from ns_train.runs.digits import DigitsSplits, write_digits
 from ns_train.trainer import train
 
 FAST = ["--backend", "torch", "--device", "cpu", "--workers", "0", "--batch-size", "16"]

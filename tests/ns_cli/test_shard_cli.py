@@ -19,7 +19,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from ns_cli.commands import shard
-from ns_data.manifest import Manifest
+from ns_data.shards.manifest import Manifest
 
 
 def app() -> typer.Typer:
@@ -158,7 +158,7 @@ def test_strict_stops_at_the_first_damaged_tar(tmp_path: Path) -> None:
 
 _SLOW_SHARD = """
 import sys, time
-from ns_data import sharding
+from ns_data.ingest import pipeline as sharding
 write = sharding.write_shard
 def slow(job):
     time.sleep(0.2)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ns_data.shard_writer import ShardSetWriter
+from ns_data.shards.writer import ShardSetWriter
 
 try:
     import nvidia.dali  # noqa: F401

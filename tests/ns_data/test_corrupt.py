@@ -12,15 +12,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from ns_data.corrupt import (
+from ns_data.errors import DataError
+from ns_data.robustness.corrupt import (
     CORRUPTIONS,
     EXTRA_CORRUPTIONS,
     RECORD_NAME,
     corrupt_image,
     corrupt_set,
 )
-from ns_data.errors import DataError
-from ns_data.shard_set import ShardSet
+from ns_data.shards.reader import ShardSet
 
 from .conftest import jpeg, write_set
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ns_data.train_draws import RANDAUGMENT_OPS
+from ns_data.loading.draws import RANDAUGMENT_OPS
 
 from .conftest import needs_dali
 
@@ -34,7 +34,7 @@ def _images() -> list[np.ndarray]:
 
 
 def test_the_suite_has_the_ops_we_draw_from() -> None:
-    from ns_data.dali_augment import rand_augment_suite
+    from ns_data.loading.dali.augment import rand_augment_suite
 
     for cpu in (False, True):
         assert len(rand_augment_suite(9, 31, cpu=cpu)) == RANDAUGMENT_OPS
@@ -46,7 +46,7 @@ def test_cpu_swaps_match_dali(name: str, magnitude: int) -> None:
     from nvidia.dali import fn, pipeline_def, types
     from nvidia.dali.auto_aug.core import signed_bin
 
-    from ns_data.dali_augment import rand_augment_suite
+    from ns_data.loading.dali.augment import rand_augment_suite
 
     images = _images()
     signs = [np.array(n % 2, np.int32) for n in range(len(images))]

@@ -17,9 +17,9 @@ import pytest
 from PIL import Image
 
 from ns_data.errors import DataError
+from ns_data.ingest.pipeline import ShardConfig, shard_images
 from ns_data.job_lock import LOCK_NAME, hold_output_lock
-from ns_data.manifest import Manifest
-from ns_data.sharding import ShardConfig, shard_images
+from ns_data.shards.manifest import Manifest
 
 _HOLD = """
 import sys, time
@@ -121,7 +121,7 @@ def test_non_holders_and_remote_urls_take_nothing(tmp_path: Path) -> None:
 
 _SLOW_SHARD = """
 import sys, time
-from ns_data import sharding
+from ns_data.ingest import pipeline as sharding
 write = sharding.write_shard
 def slow(job):
     time.sleep(0.2)

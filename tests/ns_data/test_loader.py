@@ -12,9 +12,9 @@ import torch
 from PIL import Image
 
 from ns_data.errors import DataError
-from ns_data.loader import ImageLoader
-from ns_data.shard_set import ShardSet
-from ns_data.views import IMAGENET_MEAN, IMAGENET_STD, View
+from ns_data.loading.loader import ImageLoader
+from ns_data.loading.views import IMAGENET_MEAN, IMAGENET_STD, View
+from ns_data.shards.reader import ShardSet
 
 from .conftest import COLORS, needs_dali, write_set
 

@@ -10,11 +10,11 @@ import pytest
 from PIL import Image
 
 from ns_data.errors import DataError
-from ns_data.image_check import checked_decode
-from ns_data.image_structure import read_header, structure_problem
-from ns_data.loader import ImageLoader
-from ns_data.shard_set import ShardSet
-from ns_data.views import View
+from ns_data.images.check import checked_decode
+from ns_data.images.structure import read_header, structure_problem
+from ns_data.loading.loader import ImageLoader
+from ns_data.loading.views import View
+from ns_data.shards.reader import ShardSet
 
 from .conftest import bogus_sampling, jpeg, needs_dali, write_set
 
@@ -158,7 +158,7 @@ def test_an_image_only_dali_refuses_is_skipped(
     the CPU decoders read), the runner finds it by decoding each row alone with DALI, skips and
     counts it. Simulated on the CPU: the torchvision re-check is patched to accept everything,
     so only DALI's own refusal of BOGUS can point at it."""
-    from ns_data import dali_runner
+    from ns_data.loading.dali import runner as dali_runner
 
     monkeypatch.setattr(dali_runner, "checked_decode", lambda data: np.zeros((3, 1, 1)))
     images = [BOGUS if n == 6 else GOOD for n in range(16)]

@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from ns_data.loader import ImageLoader, resolve_backend
-from ns_data.shard_set import ShardSet
-from ns_data.views import IMAGENET_MEAN, IMAGENET_STD, View
+from ns_data.loading.loader import ImageLoader, resolve_backend
+from ns_data.loading.views import IMAGENET_MEAN, IMAGENET_STD, View
+from ns_data.shards.reader import ShardSet
 
 from .conftest import COLORS, bogus_sampling, jpeg, needs_dali, write_set
 

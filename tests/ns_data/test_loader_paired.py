@@ -2,23 +2,33 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 import torch
 
-from ns_data.digits import write_digits
 from ns_data.errors import DataError
-from ns_data.loader import ImageLoader
-from ns_data.paired import PairedLoader
-from ns_data.shard_set import ShardSet
-from ns_data.views import View
+from ns_data.loading.loader import ImageLoader
+from ns_data.loading.paired import PairedLoader
+from ns_data.loading.views import View
+from ns_data.shards.reader import ShardSet
+from ns_data.shards.writer import ShardSetWriter
+
+from .conftest import jpeg, write_set
 
 VIEW = View(image_size=32, train=True, flip=False)
 
 
 @pytest.fixture(scope="module")
 def digits(tmp_path_factory: pytest.TempPathFactory) -> tuple[ShardSet, ShardSet]:
-    splits = write_digits(tmp_path_factory.mktemp("digits"))
-    return ShardSet(splits.labeled), ShardSet(splits.unlabeled)
+    """A labeled set of 64 and an unlabeled set of 500 small JPEGs (ten pairs of batches)."""
+    rng = np.random.default_rng(0)
+    root = tmp_path_factory.mktemp("paired")
+    images = [jpeg(rng.integers(0, 256, (16, 16, 3), np.uint8)) for _ in range(564)]
+    labeled = write_set(root / "labeled", images[:64], [n % 10 for n in range(64)], 10, (16, 16))
+    with ShardSetWriter(root / "unlabeled", "unlabeled", classes=None, max_count=64) as writer:
+        for number, image in enumerate(images[64:]):
+            writer.add(f"u{number:04d}", image, "jpg", size=(16, 16))
+    return ShardSet(labeled), ShardSet(root / "unlabeled")
 
 
 def pair(digits: tuple[ShardSet, ShardSet], backend: str, ratio: int = 3) -> PairedLoader:

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from ns_data.errors import DataError
-from ns_data.perturb import (
+from ns_data.robustness.perturb import (
     PERTURBATIONS,
     perturb_set,
     perturbation_frames,

@@ -11,9 +11,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from ns_data import selection
 from ns_data.errors import DataError
-from ns_data.selection import proportional_targets, select, summarize
+from ns_data.labels import selection as selection
+from ns_data.labels.selection import proportional_targets, select, summarize
 
 # Near 0.3 on purpose: float16(0.3) is 0.30005, the float16 just under it 0.2998.
 TIE_VALUES = (0.0, 0.1, 0.2998, 0.3, 0.30005, 0.5, 0.75, 1.0)
@@ -221,7 +221,7 @@ def test_proportional_targets_largest_remainder():
 def test_kernels_cache_to_a_writable_dir(tmp_path):
     """cache=True works where the package dir is read-only, given NUMBA_CACHE_DIR."""
     code = (
-        "import numpy as np; from ns_data.selection import select; "
+        "import numpy as np; from ns_data.labels.selection import select; "
         "print(select(np.zeros(3, np.int32), np.ones(3, np.float32), num_classes=1, per_class=4))"
     )
     env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path)}

@@ -17,12 +17,12 @@ import pytest
 import webdataset as wds
 from PIL import Image
 
-from ns_data.describe import describe_shard_set
 from ns_data.errors import DataError
-from ns_data.manifest import Manifest
-from ns_data.shard_image import UnusableImage, check_image
-from ns_data.shard_set import ShardSet
-from ns_data.sharding import ShardConfig, shard_images
+from ns_data.images.verify import UnusableImage, check_image
+from ns_data.ingest.pipeline import ShardConfig, shard_images
+from ns_data.shards.describe import describe_shard_set
+from ns_data.shards.manifest import Manifest
+from ns_data.shards.reader import ShardSet
 
 from .conftest import bogus_sampling
 
@@ -280,7 +280,7 @@ def test_all_rejected_is_an_error(tmp_path: Path) -> None:
 
 _SLOW_RUN = """
 import sys, time
-from ns_data import sharding
+from ns_data.ingest import pipeline as sharding
 write = sharding.write_shard
 def slow(job):
     time.sleep(0.15)

@@ -17,8 +17,8 @@ import webdataset as wds
 from PIL import Image
 
 from ns_data.errors import DataError
-from ns_data.sharding import ShardConfig, shard_images
-from ns_data.sources import read_bytes, read_items, read_source, sample_key
+from ns_data.ingest.pipeline import ShardConfig, shard_images
+from ns_data.ingest.sources import read_bytes, read_items, read_source, sample_key
 
 
 def jpeg(width: int = 8, height: int = 6, shade: int = 100) -> bytes:

@@ -10,8 +10,8 @@ import torch
 from PIL import Image
 from torchvision.transforms import RandomResizedCrop, v2
 
-from ns_data.train_draws import ASPECT_RATIO, RANDAUGMENT_OPS, draw_batch, random_resized_crops
-from ns_data.views import View
+from ns_data.loading.draws import ASPECT_RATIO, RANDAUGMENT_OPS, draw_batch, random_resized_crops
+from ns_data.loading.views import View
 
 from .conftest import needs_dali
 
@@ -68,7 +68,7 @@ def test_dali_decodes_the_drawn_window() -> None:
     """DALI's train pipeline, fed a window, matches torchvision cropping that window by hand."""
     from skimage import data
 
-    from ns_data.dali_pipelines import view_pipeline
+    from ns_data.loading.dali.pipelines import view_pipeline
 
     photo = np.ascontiguousarray(data.astronaut()[:300, :400])  # 400×300, not square
     buffer = io.BytesIO()
@@ -100,7 +100,7 @@ def test_dali_decodes_the_drawn_window() -> None:
 
 @pytest.mark.parametrize("lossless", [False, True])
 def test_webp_headers_give_their_size(lossless: bool) -> None:
-    from ns_data.image_structure import read_header
+    from ns_data.images.structure import read_header
 
     pixels = np.random.default_rng(0).integers(0, 255, (37, 53, 3), dtype=np.uint8)
     for image in (Image.fromarray(pixels), Image.fromarray(pixels).convert("RGBA")):

@@ -76,7 +76,7 @@ def test_checkpoint_readme_says_what_trained_it_and_how_well() -> None:
             "teacher": {"checkpoint": "runs/r/iter-0/teacher/checkpoint", "teacher_id": "ab12"},
             "robustness": {"imagenet-c mCE": 0.61},
         },
-        ns_version="0.2.0",
+        ns_version="0.3.0",
     )
     text = checkpoint_readme(config)
     front, body = text.split("---\n")[1:3]
@@ -84,7 +84,7 @@ def test_checkpoint_readme_says_what_trained_it_and_how_well() -> None:
     assert body.startswith("# Model card for efficientnet_b0")
     for line in (
         "- **Classes:** 2: cat, dog",
-        "- **Trained by:** ns 0.2.0 (Noisy Student self-training)",
+        "- **Trained by:** ns 0.3.0 (Noisy Student self-training)",
         "- **Weights:** exponential moving average (EMA) of the trained weights",
         "- **Preprocessing:** resize the shorter side to 256 px (bilinear), center crop 224 x 224",
         "- **Training steps:** 300",

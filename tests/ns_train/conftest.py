@@ -9,9 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from ns_data.digits import DigitsSplits, write_digits
 from ns_train.config import NoiseConfig, OptimConfig, TrainConfig
 from ns_train.data import TrainInputs
+from ns_train.runs.digits import DigitsSplits, write_digits
 from ns_train.trainer import TrainResult, train
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ns_data.digits import DigitsSplits
+from ns_train.runs.digits import DigitsSplits
 
 from .conftest import torchrun_ns
 

@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from ns_data.digits import DigitsSplits
 from ns_models import load_checkpoint
-from ns_train.iterate import RunSummary, run
-from ns_train.run_config import load_run_config
+from ns_train.runs.config import load_run_config
+from ns_train.runs.digits import DigitsSplits
+from ns_train.runs.loop import RunSummary, run
 
 pytestmark = pytest.mark.slow
 

@@ -11,11 +11,11 @@ import pytest
 from typer.testing import CliRunner
 
 from ns_cli.main import app
-from ns_data.digits import DigitsSplits
-from ns_data.shard_set import ShardSet
+from ns_data.shards.reader import ShardSet
 from ns_train.errors import TrainError
-from ns_train.eval_report import evaluate_checkpoint, write_eval_report
-from ns_train.suites import evaluate_imagenet_a, evaluate_imagenet_c, find_units
+from ns_train.evaluation.report import evaluate_checkpoint, write_eval_report
+from ns_train.evaluation.suites import evaluate_imagenet_a, evaluate_imagenet_c, find_units
+from ns_train.runs.digits import DigitsSplits
 from ns_train.trainer import TrainResult
 
 CPU = {"backend": "torch", "device": "cpu", "workers": 0, "batch_size": 32}

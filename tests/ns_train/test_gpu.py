@@ -12,12 +12,12 @@ import numpy as np
 import pytest
 import torch
 
-from ns_data.digits import DigitsSplits
-from ns_data.pseudo_labels import PseudoLabels
-from ns_data.shard_set import ShardSet
+from ns_data.labels.store import PseudoLabels
+from ns_data.shards.reader import ShardSet
 from ns_train.data import TrainInputs
 from ns_train.jsonl import read_jsonl
 from ns_train.labeler import label
+from ns_train.runs.digits import DigitsSplits
 from ns_train.trainer import train
 
 from .conftest import tiny_config

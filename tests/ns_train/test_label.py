@@ -14,14 +14,14 @@ import numpy as np
 import pytest
 import torch
 
-from ns_data.digits import DigitsSplits, write_digits
 from ns_data.errors import DataError
-from ns_data.pseudo_labels import SUFFIX, PseudoLabels
-from ns_data.shard_set import ShardSet
+from ns_data.labels.store import SUFFIX, PseudoLabels
+from ns_data.shards.reader import ShardSet
 from ns_train.config import TrainConfig
 from ns_train.data import TrainInputs
 from ns_train.errors import TrainError
 from ns_train.labeler import checkpoint_id, label
+from ns_train.runs.digits import DigitsSplits, write_digits
 from ns_train.trainer import train
 
 from .conftest import torchrun_ns

@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from ns_data.digits import DigitsSplits
 from ns_data.errors import DataError
 from ns_data.job_lock import LOCK_NAME
-from ns_data.pseudo_labels import SUFFIX
+from ns_data.labels.store import SUFFIX
 from ns_train.labeler import LabelSummary, label
+from ns_train.runs.digits import DigitsSplits
 from ns_train.trainer import TrainResult
 
 _HOLD = """

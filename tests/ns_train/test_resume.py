@@ -13,10 +13,10 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from ns_data.digits import DigitsSplits
-from ns_data.loader import dali_available
+from ns_data.loading.loader import dali_available
 from ns_train.data import TrainInputs
 from ns_train.errors import TrainError
+from ns_train.runs.digits import DigitsSplits
 from ns_train.state import latest_snapshot
 from ns_train.trainer import train
 

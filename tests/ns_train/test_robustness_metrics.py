@@ -7,7 +7,7 @@ import json
 import numpy as np
 import pytest
 
-from ns_train.robustness_metrics import (
+from ns_train.evaluation.robustness_metrics import (
     ALEXNET_CLEAN_ERROR,
     ALEXNET_ERRORS,
     ALEXNET_ERRORS_BY_SEVERITY,

@@ -9,15 +9,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ns_data.digits import DigitsSplits
-from ns_data.pseudo_labels import PseudoLabels
-from ns_data.shard_set import ShardSet
+from ns_data.labels.store import PseudoLabels
+from ns_data.shards.reader import ShardSet
 from ns_train.errors import TrainError
-from ns_train.iterate import RunSummary, run
 from ns_train.labeler import label
-from ns_train.run_config import DataConfig, RunConfig, run_config_from_dict
-from ns_train.run_dir import RunLayout, read_records
-from ns_train.status import run_status
+from ns_train.runs.config import DataConfig, RunConfig, run_config_from_dict
+from ns_train.runs.digits import DigitsSplits
+from ns_train.runs.folder import RunLayout, read_records
+from ns_train.runs.loop import RunSummary, run
+from ns_train.runs.status import run_status
 
 from .conftest import tiny_config
 
@@ -186,7 +186,7 @@ def test_the_robustness_step_adds_to_a_finished_run(
 
 
 def test_the_oracle_baseline_trains_on_the_true_labels(tmp_path: Path) -> None:
-    from ns_data.digits import write_digits
+    from ns_train.runs.digits import write_digits
 
     sets = write_digits(tmp_path / "d", labels_per_class=5, test_per_class=10, with_truth=True)
     assert sets.unlabeled_truth is not None

@@ -11,9 +11,9 @@ from ns_models import ModelError
 from ns_train.config import TrainConfig, to_dict
 from ns_train.config_files import overrides_as_dict
 from ns_train.errors import TrainError
-from ns_train.iterate import student_config, student_models
-from ns_train.presets import PRESETS, preset
-from ns_train.run_config import RunConfig, load_run_config, run_config_from_dict
+from ns_train.runs.config import RunConfig, load_run_config, run_config_from_dict
+from ns_train.runs.loop import student_config, student_models
+from ns_train.runs.presets import PRESETS, preset
 
 
 @pytest.mark.parametrize("name", list(PRESETS))

@@ -9,14 +9,14 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ns_data.digits import DigitsSplits
-from ns_data.loader import ImageLoader
-from ns_data.pseudo_labels import SUFFIX, PseudoLabels
-from ns_data.shard_set import ShardSet
-from ns_data.views import View
+from ns_data.labels.store import SUFFIX, PseudoLabels
+from ns_data.loading.loader import ImageLoader
+from ns_data.loading.views import View
+from ns_data.shards.reader import ShardSet
 from ns_train.data import load_plan
 from ns_train.errors import TrainError
 from ns_train.labeler import label
+from ns_train.runs.digits import DigitsSplits
 from ns_train.selection_plan import make_plan
 
 from .test_label import FAST, small_digits, tiny_teacher

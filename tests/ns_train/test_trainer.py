@@ -10,14 +10,14 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from ns_data.digits import DigitsSplits
-from ns_data.shard_set import ShardSet
+from ns_data.shards.reader import ShardSet
 from ns_models import load_checkpoint
 from ns_train.config import TrainConfig, from_dict
 from ns_train.data import TrainInputs
 from ns_train.errors import TrainError
 from ns_train.jsonl import read_jsonl
 from ns_train.metrics import RunningMeans
+from ns_train.runs.digits import DigitsSplits
 from ns_train.trainer import TrainResult, train
 
 from .conftest import tiny_config

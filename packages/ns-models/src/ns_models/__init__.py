@@ -10,6 +10,7 @@ from importlib import import_module
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from ns_models.build import build_model
     from ns_models.card import ModelCard, card_lines, card_rows, model_card
     from ns_models.checkpoint import (
         CheckpointConfig,
@@ -32,7 +33,6 @@ if TYPE_CHECKING:
     )
     from ns_models.modes import student_mode, teacher_mode
     from ns_models.noise import STOCHASTIC_DEPTH, NoiseConfig, default_noise
-    from ns_models.registry import build_model
     from ns_models.speed import SpeedConfig, apply_speed_knobs, autocast, prepare_images, unwrap
     from ns_models.weights import read_state_dict
 
@@ -51,7 +51,7 @@ _HOMES = {
     "ladder": ["LADDER", "SPECS", "RungSpec", "check_name", "is_at_least", "next_larger", "rung"],
     "modes": ["student_mode", "teacher_mode"],
     "noise": ["STOCHASTIC_DEPTH", "NoiseConfig", "default_noise"],
-    "registry": ["build_model"],
+    "build": ["build_model"],
     "speed": ["SpeedConfig", "apply_speed_knobs", "autocast", "prepare_images", "unwrap"],
     "weights": ["read_state_dict"],
 }

@@ -26,10 +26,10 @@ from timm.data import DEFAULT_CROP_PCT, IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_
 from timm.models._hub import load_model_config_from_path, save_config_for_hf
 from torch import nn
 
+from ns_models.build import build_model
 from ns_models.card import checkpoint_readme
 from ns_models.errors import ModelError
 from ns_models.noise import NoiseConfig, default_noise
-from ns_models.registry import build_model
 from ns_models.speed import unwrap
 from ns_models.weights import load_into, read_state_dict
 
@@ -54,7 +54,7 @@ NS_CROP_PCT = 0.875
 NS_MEAN = (0.485, 0.456, 0.406)
 NS_STD = (0.229, 0.224, 0.225)
 NS_INTERPOLATION = "bilinear"
-"""ns's eval view (`ns_data.views.View` defaults): resize the shorter side to size / 0.875
+"""ns's eval view (`ns_data.loading.views.View` defaults): resize the shorter side to size / 0.875
 (bilinear, antialiased), center crop, normalize with ImageNet's mean and std."""
 
 

@@ -51,7 +51,7 @@ class NoiseConfig:
 
     randaugment_n: int = 2
     randaugment_m: int = 9
-    """RandAugment magnitude bin in [0, 30] (torchvision/DALI scale; see ns_data.views)."""
+    """RandAugment magnitude bin in [0, 30] (torchvision/DALI scale; see ns_data.loading.views)."""
     flip: bool = True
     crop_scale: tuple[float, float] = (0.08, 1.0)
     drop_rate: float | None = None

@@ -9,11 +9,11 @@ from pathlib import Path
 import numpy as np
 
 from ns_data.errors import DataError
-from ns_data.loader import Batch, ImageLoader, LoaderState
-from ns_data.paired import PairedLoader
-from ns_data.pseudo_labels import PseudoLabels
-from ns_data.shard_set import ShardSet
-from ns_data.views import View
+from ns_data.labels.store import PseudoLabels
+from ns_data.loading.loader import Batch, ImageLoader, LoaderState
+from ns_data.loading.paired import PairedLoader
+from ns_data.loading.views import View
+from ns_data.shards.reader import ShardSet
 from ns_train.config import TrainConfig
 from ns_train.errors import TrainError
 from ns_train.ranks import gather

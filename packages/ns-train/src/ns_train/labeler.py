@@ -21,9 +21,7 @@ import torch.distributed as dist
 
 from ns_data.atomic import write_json
 from ns_data.job_lock import hold_output_lock
-from ns_data.loader import ImageLoader
-from ns_data.manifest import Manifest
-from ns_data.pseudo_labels import (
+from ns_data.labels.store import (
     SUFFIX,
     TeacherInfo,
     labels_file,
@@ -31,8 +29,10 @@ from ns_data.pseudo_labels import (
     read_top1,
     write_shard_labels,
 )
-from ns_data.shard_set import ShardSet
-from ns_data.views import View
+from ns_data.loading.loader import ImageLoader
+from ns_data.loading.views import View
+from ns_data.shards.manifest import Manifest
+from ns_data.shards.reader import ShardSet
 from ns_models import (
     SpeedConfig,
     apply_speed_knobs,

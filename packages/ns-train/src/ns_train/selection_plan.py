@@ -21,15 +21,15 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from ns_data.atomic import atomic_path, write_json
-from ns_data.manifest import Manifest
-from ns_data.pseudo_labels import labels_file, read_teacher, read_top1
-from ns_data.selection import (
+from ns_data.labels.selection import (
     DEFAULT_THRESHOLD,
     SelectionSummary,
     proportional_targets,
     select,
     summarize,
 )
+from ns_data.labels.store import labels_file, read_teacher, read_top1
+from ns_data.shards.manifest import Manifest
 from ns_train.errors import TrainError
 from ns_train.plots import save_figure
 

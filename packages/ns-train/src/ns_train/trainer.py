@@ -27,7 +27,7 @@ from torch.nn.parallel import DistributedDataParallel
 
 from ns_data.atomic import write_json
 from ns_data.job_lock import hold_output_lock
-from ns_data.loader import Batch
+from ns_data.loading.loader import Batch
 from ns_models import (
     CheckpointConfig,
     build_model,
@@ -42,7 +42,7 @@ from ns_models import NoiseConfig as ModelNoise
 from ns_train.config import TrainConfig, to_dict
 from ns_train.data import JobData, TrainInputs
 from ns_train.errors import TrainError
-from ns_train.evaluate import EvalResult, evaluate_model
+from ns_train.evaluation.predictions import EvalResult, evaluate_model
 from ns_train.freezing import freeze, keep_statistics, shallow_modules
 from ns_train.metrics import MetricsLog, RunningMeans
 from ns_train.optim import build_optimizer, build_schedule
@@ -50,7 +50,7 @@ from ns_train.plots import plot_training
 from ns_train.preemption import Preempted, StopRequest, stop_requests
 from ns_train.progress import job_progress
 from ns_train.ranks import any_signal, gather
-from ns_train.run_dir import CHECKPOINT_DIR
+from ns_train.runs.folder import CHECKPOINT_DIR
 from ns_train.runtime import Runtime, start, stop
 from ns_train.state import (
     Snapshot,

@@ -1,4 +1,4 @@
-"""`ns corrupt`: ImageNet-C-style corrupted copies of an evaluation set (ns_data.corrupt)."""
+"""`ns corrupt`: ImageNet-C-style corrupted copies of an evaluation set (ns_data.robustness.corrupt)."""
 
 from __future__ import annotations
 
@@ -61,7 +61,13 @@ def corrupt_command(
     """
 
     def run() -> None:
-        from ns_data.corrupt import CORRUPTIONS, EXTRA_CORRUPTIONS, SEVERITIES, Layout, corrupt_set
+        from ns_data.robustness.corrupt import (
+            CORRUPTIONS,
+            EXTRA_CORRUPTIONS,
+            SEVERITIES,
+            Layout,
+            corrupt_set,
+        )
 
         report = corrupt_set(
             data,

@@ -30,9 +30,9 @@ def demo_command(
     console = report_console()
 
     def main() -> None:
-        from ns_train.demo import run_demo
-        from ns_train.report import report_markdown
-        from ns_train.run_dir import RunLayout
+        from ns_train.runs.demo import run_demo
+        from ns_train.runs.folder import RunLayout
+        from ns_train.runs.report import report_markdown
 
         result = run_demo(
             out,

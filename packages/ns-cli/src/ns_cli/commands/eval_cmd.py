@@ -72,7 +72,7 @@ def eval_command(
         from ns_train.errors import TrainError
 
         if suite is None:
-            from ns_train.eval_report import evaluate_checkpoint, write_eval_report
+            from ns_train.evaluation.report import evaluate_checkpoint, write_eval_report
 
             report = evaluate_checkpoint(
                 checkpoint, data, limit_per_class=limit_per_class, **common
@@ -80,7 +80,7 @@ def eval_command(
             written = write_eval_report(report, out) if out is not None else []
             _print(report.to_dict(), report.summary_line(), written, as_json)
         elif suite == "imagenet-a":
-            from ns_train.suites import evaluate_imagenet_a
+            from ns_train.evaluation.suites import evaluate_imagenet_a
 
             report = evaluate_imagenet_a(
                 checkpoint, data, out, limit_per_class=limit_per_class, **common
@@ -92,7 +92,7 @@ def eval_command(
                 as_json,
             )
         elif suite == "imagenet-c":
-            from ns_train.suites import IMAGENET_C_MD, evaluate_imagenet_c
+            from ns_train.evaluation.suites import IMAGENET_C_MD, evaluate_imagenet_c
 
             if out is None:
                 raise TrainError("--suite imagenet-c needs --out DIR (results are kept per unit)")
@@ -111,7 +111,7 @@ def eval_command(
             text = (out / IMAGENET_C_MD).read_text()
             _print(result.summary.to_dict(), text.rstrip(), [out], as_json)
         elif suite == "imagenet-p":
-            from ns_train.suites import IMAGENET_P_MD, evaluate_imagenet_p
+            from ns_train.evaluation.suites import IMAGENET_P_MD, evaluate_imagenet_p
 
             if out is None:
                 raise TrainError("--suite imagenet-p needs --out DIR (results are kept per unit)")

@@ -11,7 +11,7 @@ import typer
 
 from ns_cli.errors import run_reporting_errors
 from ns_data.errors import DataError
-from ns_data.manifest import MANIFEST_NAME
+from ns_data.shards.manifest import MANIFEST_NAME
 
 Description = tuple[list[str], dict[str, object]]
 """Lines for people and a JSON-able object for scripts (`--json`)."""
@@ -19,10 +19,10 @@ Description = tuple[list[str], dict[str, object]]
 
 def describe_path(path: Path) -> Description:
     """Describe whatever `path` is; DataError when it is none of the known artifacts."""
-    from ns_data.pseudo_labels import SUFFIX
+    from ns_data.labels.store import SUFFIX
 
     if (path / MANIFEST_NAME).is_file() or "://" in str(path):
-        from ns_data.describe import describe_shard_set
+        from ns_data.shards.describe import describe_shard_set
 
         summary = describe_shard_set(path)
         return summary.lines(), {"kind": "shard-set", **asdict(summary)}
@@ -86,7 +86,7 @@ def describe_pseudo_labels(path: Path) -> Description:
     """How many images, by which teacher, how confident, and the top-1 class histogram."""
     import numpy as np
 
-    from ns_data.pseudo_labels import PseudoLabels
+    from ns_data.labels.store import PseudoLabels
 
     store = PseudoLabels(path)
     top_class, confidence = store.top1()

@@ -1,4 +1,4 @@
-"""`ns perturb`: ImageNet-P-style perturbation sequences of an evaluation set (ns_data.perturb)."""
+"""`ns perturb`: ImageNet-P-style perturbation sequences of an evaluation set (ns_data.robustness.perturb)."""
 
 from __future__ import annotations
 
@@ -42,7 +42,7 @@ def perturb_command(
     """
 
     def run() -> None:
-        from ns_data.perturb import PERTURBATIONS, perturb_set
+        from ns_data.robustness.perturb import PERTURBATIONS, perturb_set
 
         report = perturb_set(
             data,

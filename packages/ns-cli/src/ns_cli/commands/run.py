@@ -74,11 +74,11 @@ def run_command(
     def main() -> None:
         from ns_train.config_files import overrides_as_dict
         from ns_train.errors import TrainError
-        from ns_train.iterate import run
-        from ns_train.presets import PRESETS, preset
-        from ns_train.report import report_markdown
-        from ns_train.run_config import load_run_config, run_config_from_dict
-        from ns_train.run_dir import RunLayout
+        from ns_train.runs.config import load_run_config, run_config_from_dict
+        from ns_train.runs.folder import RunLayout
+        from ns_train.runs.loop import run
+        from ns_train.runs.presets import PRESETS, preset
+        from ns_train.runs.report import report_markdown
         from ns_train.runtime import is_main_process
 
         if list_presets:

@@ -41,7 +41,7 @@ def select_command(
     """
 
     def run() -> None:
-        from ns_data.selection import DEFAULT_THRESHOLD
+        from ns_data.labels.selection import DEFAULT_THRESHOLD
         from ns_train.selection_plan import make_plan
 
         cut = DEFAULT_THRESHOLD if threshold is None else threshold

@@ -13,8 +13,8 @@ from ns_cli.errors import run_reporting_errors
 from ns_data.errors import DataError
 
 if TYPE_CHECKING:
-    from ns_data.shard_image import Verify
-    from ns_data.sources import SourceKind
+    from ns_data.images.verify import Verify
+    from ns_data.ingest.sources import SourceKind
 
 _UNITS = {"": 1, "K": 10**3, "M": 10**6, "G": 10**9, "T": 10**12}
 
@@ -92,9 +92,9 @@ def shard(
     """
 
     def run() -> None:
-        from ns_data.describe import describe_shard_set
-        from ns_data.output_dir import REJECTED_NAME
-        from ns_data.sharding import ShardConfig, shard_images
+        from ns_data.ingest.pipeline import ShardConfig, shard_images
+        from ns_data.shards.describe import describe_shard_set
+        from ns_data.shards.output_dir import REJECTED_NAME
 
         config = ShardConfig(
             prefix=prefix,

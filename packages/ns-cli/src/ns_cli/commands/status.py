@@ -28,7 +28,7 @@ def status_command(
     """
 
     def main() -> None:
-        from ns_train.status import run_status
+        from ns_train.runs.status import run_status
 
         if as_json:
             steps = [

@@ -1,0 +1,1 @@
+"""Image bytes before any decoder: header sizes and structure, full-decode checks, shrinking."""

@@ -1,0 +1,1 @@
+"""Pseudo labels: the per-shard store, filtering and class balancing (numba kernels)."""

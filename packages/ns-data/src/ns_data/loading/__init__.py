@@ -1,0 +1,1 @@
+"""Loaders: views, rank sampling, host-side draws and the backends (DALI GPU/CPU, plain PyTorch)."""

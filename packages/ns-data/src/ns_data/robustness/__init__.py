@@ -1,0 +1,1 @@
+"""ImageNet-C/-P-style corrupted and perturbed copies of an evaluation set."""

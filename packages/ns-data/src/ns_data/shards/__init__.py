@@ -1,0 +1,1 @@
+"""The shard-set format: WebDataset tars, the DALI index beside each, the manifest; write and read."""

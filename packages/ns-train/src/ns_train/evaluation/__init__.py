@@ -1,0 +1,1 @@
+"""`ns eval`: predictions over labeled sets, reports, robustness suites and their metrics."""
