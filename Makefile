@@ -2,7 +2,7 @@
 UV := python3 -m uv
 RUN := $(UV) run --frozen
 
-.PHONY: setup demo test lint isolated dist
+.PHONY: setup demo test lint isolated dist bench
 
 setup:  ## install uv (through pip when absent) and the locked environment
 	@$(UV) --version >/dev/null 2>&1 || python3 -m pip install --quiet uv \
@@ -15,9 +15,13 @@ demo: setup  ## Noisy Student and its robustness on the embedded digits (about 8
 test: setup  ## the whole test suite
 	$(RUN) pytest -q
 
+bench: setup  ## every benchmark at full size against its plain baseline; results in bench/results/
+	$(RUN) ns bench
+
 lint: setup
 	$(RUN) ruff check packages tests bench
 	$(RUN) ruff format --check packages tests bench
+	$(RUN) mypy
 
 isolated:  ## ns-data and ns-models tested alone, in environments without their siblings
 	UV_PROJECT_ENVIRONMENT=.venv-ns-data $(UV) sync --locked --package ns-data --group dev

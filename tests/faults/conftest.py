@@ -10,13 +10,12 @@
 - `small_disk` mounts a tmpfs (as root) and `fill()`s it to a given free space; without mount
   rights it falls back to a file-size limit in the child (writes past it raise EFBIG); otherwise
   the test is skipped. The mechanism is recorded in the report (`record_property`).
-- The engine's fixtures (`digits`, `teacher`, `tiny_config`) are reused from tests/ns_train.
+- The shared fixtures (`digits`, `teacher`) come from tests/conftest.py, `tiny_config` from testkit.
 """
 
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import io
 import json
 import multiprocessing
@@ -41,22 +40,6 @@ from ns_data.shards.reader import ShardSet
 from ns_data.shards.writer import ShardSetWriter
 from ns_train.runs.digits import DigitsSplits
 from ns_train.trainer import TrainResult
-
-
-def _engine_conftest() -> object:
-    """tests/ns_train/conftest.py, loaded under its own name (test folders are not packages)."""
-    path = Path(__file__).parents[1] / "ns_train" / "conftest.py"
-    spec = importlib.util.spec_from_file_location("_faults_engine_conftest", path)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-_ENGINE = _engine_conftest()
-tiny_config = _ENGINE.tiny_config  # type: ignore[attr-defined]
-digits = _ENGINE.digits  # type: ignore[attr-defined]
-teacher = _ENGINE.teacher  # type: ignore[attr-defined]
 
 TORCH_FREE = {"shard"}
 """Commands that start fast as a fresh interpreter (they never import torch)."""
@@ -472,7 +455,14 @@ def labels_uninterrupted(
     """`ns label` of the digits' 1,647 unlabeled images (4 shards) by the engine's tiny teacher."""
     out = tmp_path_factory.mktemp("labels")
     result = ns(
-        "label", "--teacher", teacher.checkpoint, "--data", digits.unlabeled, "--out", out, *LABEL
+        "label",
+        "--checkpoint",
+        teacher.checkpoint,
+        "--unlabeled",
+        digits.unlabeled,
+        "--out",
+        out,
+        *LABEL,
     )
     assert result.returncode == 0, result.stderr
     return out
@@ -480,12 +470,12 @@ def labels_uninterrupted(
 
 TRAIN = [
     *("--set", "epochs=3.0", "--set", "batch_size=16", "--set", "image_size=32"),
-    *("--set", "backend='torch'", "--set", "workers=0", "--set", "device='cpu'"),
+    *("--set", "loader.backend='torch'", "--set", "loader.workers=0", "--set", "device='cpu'"),
     *("--set", "optim.name='adamw'", "--set", "optim.lr_per_2048=0.1"),
     *("--set", "optim.warmup_epochs=0.5", "--set", "ema_decay=0.9", "--set", "noise.flip=false"),
     *("--set", "checkpoint_every=3", "--set", "keep_checkpoints=2"),
 ]
-"""tests/ns_train's tiny_config (B0 at 32 px, 3 steps an epoch), snapshots every 3 of 9 steps."""
+"""testkit's tiny_config (B0 at 32 px, 3 steps an epoch), snapshots every 3 of 9 steps."""
 
 
 @pytest.fixture(scope="session")

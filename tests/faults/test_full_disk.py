@@ -111,7 +111,15 @@ def test_label_on_a_full_disk(
     out = disk.path / "labels"
     one = (labels_uninterrupted / "unlabeled-000000.labels.safetensors").stat().st_size
     disk.fill(free=one + one // 2, largest=one // 2)
-    command = ["label", "--teacher", teacher.checkpoint, "--data", digits.unlabeled, "--out", out]
+    command = [
+        "label",
+        "--checkpoint",
+        teacher.checkpoint,
+        "--unlabeled",
+        digits.unlabeled,
+        "--out",
+        out,
+    ]
     disk_full(ns(*command, *LABEL, fsize=disk.fsize), disk, out)
     assert_whole_files(out)
     if disk.mechanism == "tmpfs":

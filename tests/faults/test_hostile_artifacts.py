@@ -185,6 +185,12 @@ def _integer_weights(folder: Path, marker: Path) -> None:
     save_file({k: v.to(torch.int32) for k, v in weights.items()}, str(folder / WEIGHTS_FILE))
 
 
+def _bool_weight(folder: Path, marker: Path) -> None:
+    weights = load_file(str(folder / WEIGHTS_FILE))
+    weights["conv_stem.weight"] = weights["conv_stem.weight"] > 0
+    save_file(weights, str(folder / WEIGHTS_FILE))
+
+
 CHECKPOINT_CASES: dict[str, tuple[Callable[[Path, Path], None], str]] = {
     "pickle-named-safetensors": (
         _pickle_as_safetensors,
@@ -197,24 +203,19 @@ CHECKPOINT_CASES: dict[str, tuple[Callable[[Path, Path], None], str]] = {
     "model.pth-only": (_pth_only, rf"no {WEIGHTS_FILE} or pytorch_model\.bin"),
     "wrong-shape": (_wrong_shape, r"conv_stem\.weight has shape \(8, 3, 3, 3\), the model expects"),
     "unknown-model": (_unknown_model, r"unknown model 'efficientnet_b99'.*did you mean"),
-    "integer-weights": (_integer_weights, r"int32"),
+    "integer-weights": (
+        _integer_weights,
+        rf"{WEIGHTS_FILE}: \S+ is torch\.int32, the model expects torch\.float32",
+    ),
+    "bool-weight": (
+        _bool_weight,
+        rf"{WEIGHTS_FILE}: conv_stem\.weight is torch\.bool, the model expects torch\.float32",
+    ),
 }
-XFAIL_CHECKPOINT = {
-    "integer-weights": "ns_models/weights.py load_into: int32 (or bool) tensors for float "
-    "parameters are silently converted; should be refused naming the key and its dtype",
-}
-
-
-def _checkpoint_case(case: str) -> object:
-    if case in XFAIL_CHECKPOINT:
-        return pytest.param(
-            case, marks=pytest.mark.xfail(strict=True, reason=XFAIL_CHECKPOINT[case])
-        )
-    return case
 
 
 @pytest.mark.parametrize("command", ["label", "train --init"])
-@pytest.mark.parametrize("case", [_checkpoint_case(c) for c in CHECKPOINT_CASES])
+@pytest.mark.parametrize("case", list(CHECKPOINT_CASES))
 def test_bad_checkpoints_are_refused_and_pickles_never_run(
     tmp_path: Path, digits: DigitsSplits, teacher: TrainResult, case: str, command: str
 ) -> None:
@@ -225,9 +226,9 @@ def test_bad_checkpoints_are_refused_and_pickles_never_run(
     if command == "label":
         args = [
             "label",
-            "--teacher",
+            "--checkpoint",
             folder,
-            "--data",
+            "--unlabeled",
             digits.unlabeled,
             "--out",
             tmp_path / "l",
@@ -270,7 +271,7 @@ TRAIN_TOML = {
     "fraction-for-int": ("unlabeled_ratio = 0.5", r"config\.unlabeled_ratio must be an integer"),
     "zero-size": ("image_size = 0", r"TrainConfig\.image_size must be positive, got 0"),
     "negative-size": ("batch_size = -4", r"TrainConfig\.batch_size must be positive, got -4"),
-    "negative-workers": ("workers = -1", r"TrainConfig\.workers must be >= 0 or absent, got -1"),
+    "negative-workers": ("workers = -1", r"workers must be >= 0 or absent, got -1"),
     "smoothing-over-1": ("label_smoothing = 1.5", r"label_smoothing must be in \[0, 1\)"),
     "not-toml": ("epochs = [", r"is not valid TOML"),
     "unknown-device": ('device = "gpu"', r"device"),

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import webdataset as wds
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
@@ -42,7 +42,7 @@ from ns_data.labels.store import (
 from ns_data.loading.loader import dali_available
 from ns_data.shards.manifest import Manifest
 from ns_data.shards.reader import ShardSet
-from ns_data.shards.writer import ShardSetWriter
+from ns_data.shards.writer import ShardSetWriter, is_valid_key
 
 FEW = settings(
     max_examples=20,
@@ -137,14 +137,6 @@ def sharded(tree: dict[str, bytes], max_count: int) -> Iterator[tuple[Path, list
         yield out, order, written
 
 
-WEBDATASET_META = re.compile(r"__[^/]*__($|/)")
-"""Member names webdataset skips as metadata (`tariterators.tar_file_iterator`'s `skip_meta`)."""
-
-
-def webdataset_skips(key: str) -> bool:
-    return bool(WEBDATASET_META.match(key + ".jpg"))
-
-
 def _labels(order: list[str]) -> list[int]:
     classes = sorted({path.split("/", 1)[0] for path in order})
     return [classes.index(path.split("/", 1)[0]) for path in order]
@@ -157,7 +149,7 @@ def test_shard_round_trip_through_ns_data_and_webdataset(
 ) -> None:
     with sharded(tree, max_count) as (out, order, written):
         keys, labels = [sample_key(path) for path in order], _labels(order)
-        assert all(re.fullmatch(r"[A-Za-z0-9_\-/]+", key) for key in keys), keys
+        assert all(is_valid_key(key) for key in keys), keys
         manifest = Manifest.load(out)
         assert manifest.num_samples == len(order) and manifest.class_counts == [
             labels.count(c) for c in range(len(manifest.classes))
@@ -170,10 +162,9 @@ def test_shard_round_trip_through_ns_data_and_webdataset(
 
         tars = [str(out / s.tar) for s in manifest.shards]
         samples = list(wds.WebDataset(tars, shardshuffle=False, empty_check=False))
-        seen = [i for i, key in enumerate(keys) if not webdataset_skips(key)]  # see the xfail
-        assert [s["__key__"] for s in samples] == [keys[i] for i in seen]
-        assert [s.get("jpg", s.get("png")) for s in samples] == [written[order[i]] for i in seen]
-        assert [int(s["cls"]) for s in samples] == [labels[i] for i in seen]
+        assert [s["__key__"] for s in samples] == keys
+        assert [s.get("jpg", s.get("png")) for s in samples] == [written[p] for p in order]
+        assert [int(s["cls"]) for s in samples] == labels
 
 
 @pytest.mark.dali
@@ -190,7 +181,7 @@ def test_shard_round_trip_through_dali(tree: dict[str, bytes], max_count: int) -
 
 
 KEY_PART = st.text(string.ascii_letters + string.digits + "_-", min_size=1, max_size=20)
-KEY = st.lists(KEY_PART, min_size=1, max_size=6).map("/".join)
+KEY = st.lists(KEY_PART, min_size=1, max_size=6).map("/".join).filter(is_valid_key)
 
 
 @FEW
@@ -217,29 +208,34 @@ def test_writer_round_trip_with_deep_keys(
         assert shards.labels.tolist() == [label for _, label in expected]
         tars = [str(out / s.tar) for s in Manifest.load(out).shards]
         keys = [s["__key__"] for s in wds.WebDataset(tars, shardshuffle=False, empty_check=False)]
-        assert keys == [key for key in unique if not webdataset_skips(key)]  # see the xfail
+        assert keys == list(unique)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="ns_data/ingest/sources.py sample_key (and ShardSetWriter's key rule): a folder named in a "
-    "non-Latin script ('Ελλάδα') becomes '______', a key webdataset skips as metadata "
-    "(`__*__/`), so webdataset readers silently lose its samples",
-)
 def test_keys_of_non_latin_folders_are_read_by_webdataset(tmp_path: Path) -> None:
-    for folder in ("Ελλάδα", "собака", "cat"):
+    """Folders in any script keep distinct keys that webdataset reads (`______/a` was one it
+    skips as metadata, and one for every 6-letter name); the classes keep their spelling."""
+    folders = ["Ελλάδα", "собака", "кошка", "日本", "café", "cafe", "__meta__", "cat"]
+    for folder in folders:
         (tmp_path / "src" / folder).mkdir(parents=True)
         Image.new("RGB", (4, 4)).save(tmp_path / "src" / folder / "a.jpg")
     shard_images(tmp_path / "src", tmp_path / "set", ShardConfig(workers=1))
+    assert Manifest.load(tmp_path / "set").classes == sorted(folders)
     tars = [str(p) for p in sorted((tmp_path / "set").glob("*.tar"))]
-    assert len(list(wds.WebDataset(tars, shardshuffle=False))) == 3
+    keys = [s["__key__"] for s in wds.WebDataset(tars, shardshuffle=False)]
+    assert keys == [sample_key(f"{folder}/a.jpg") for folder in sorted(folders)]
+    assert len(set(keys)) == len(folders) and all(is_valid_key(key) for key in keys)
+    assert sample_key("café/a.jpg") == sample_key("cafe\u0301/a.jpg")  # NFC and NFD spellings
+    assert re.fullmatch(r"cafe-[0-9a-f]{8}/a", sample_key("café/a.jpg"))
+    assert sample_key("cafe/a.b.jpg") == "cafe/a_b"  # ASCII names keep their keys
 
 
 @FEW
+@example(key="__meta__/a")
 @given(key=st.text(min_size=1, max_size=10))
 def test_writer_refuses_keys_it_cannot_store(key: str) -> None:
-    """A key with a dot, a space or any other character outside [A-Za-z0-9_-/] is refused."""
-    assume(not set(key) <= set(string.ascii_letters + string.digits + "_-/"))
+    """A key with a dot, a space or any other character outside [A-Za-z0-9_-/], or whose first
+    folder reads `__NAME__` (webdataset skips it), is refused."""
+    assume(not is_valid_key(key))
     with tempfile.TemporaryDirectory() as work:
         writer = ShardSetWriter(Path(work) / "set", "set", classes=None)
         with pytest.raises(DataError, match="may only hold letters, digits"):

@@ -116,7 +116,15 @@ def test_label_killed_then_rerun_writes_the_same_labels(
     record_property: Callable[[str, object], None],
 ) -> None:
     out = tmp_path / "labels"
-    command = ["label", "--teacher", teacher.checkpoint, "--data", digits.unlabeled, "--out", out]
+    command = [
+        "label",
+        "--checkpoint",
+        teacher.checkpoint,
+        "--unlabeled",
+        digits.unlabeled,
+        "--out",
+        out,
+    ]
     job = start_ns(*command, *LABEL)
     if phase == "first-shard":  # the folder is prepared, the first of 4 shards is being labeled
         ready, delay = (lambda: out.is_dir()), delay_for(seed, 0.1, 0.5)

@@ -19,7 +19,6 @@ import ns_cli.main
 from ns_cli.console import PIPED_WIDTH, report_console
 from ns_cli.main import app
 from ns_models import CheckpointConfig, NoiseConfig, build_model, save_checkpoint
-from ns_train.runs.digits import write_digits
 
 runner = CliRunner()
 
@@ -51,6 +50,7 @@ def test_help_lists_every_command() -> None:
         "run",
         "status",
         "demo",
+        "bench",
     ):
         assert command in result.output
 
@@ -70,9 +70,9 @@ def test_each_command_has_help_with_an_example(command: str) -> None:
     assert result.exit_code == 0 and "Example" in result.output
 
 
-@pytest.fixture(scope="module")
-def sets(tmp_path_factory: pytest.TempPathFactory):
-    return write_digits(tmp_path_factory.mktemp("digits"), labels_per_class=5, test_per_class=10)
+@pytest.fixture
+def sets(digits):
+    return digits
 
 
 def test_missing_path_is_one_line_exit_1(tmp_path: Path) -> None:
@@ -258,3 +258,42 @@ def test_export_each_format(
     np.testing.assert_allclose(logits, expected, rtol=1e-4, atol=1e-4)
     again = runner.invoke(app, ["export", str(path), "--format", fmt, str(out)])
     assert again.exit_code == 1 and "exists: pick another path or pass --overwrite" in again.output
+
+
+@pytest.mark.parametrize(
+    ("command", "shown", "hidden"),
+    [
+        ("label", ["--checkpoint", "--unlabeled", "--json", "--quiet"], ["--teacher", "--data"]),
+        ("select", ["--pseudo-labels", "--unlabeled", "--json"], ["--labels "]),
+        ("train", ["CONFIG", "--unlabeled", "--pseudo-labels", "--json"], ["--config"]),
+        ("eval", ["--checkpoint", "--json", "--quiet"], []),
+        ("shard", ["--quiet", "--overwrite"], []),
+        ("bench", ["--data", "--quiet"], []),
+    ],
+)
+def test_one_option_name_per_thing_old_spellings_hidden(
+    command: str, shown: list[str], hidden: list[str]
+) -> None:
+    result = runner.invoke(app, [command, "--help"], terminal_width=200)
+    assert result.exit_code == 0
+    for name in shown:
+        assert name in result.output, name
+    for name in hidden:
+        assert name not in result.output, name
+
+
+def test_an_option_and_its_old_spelling_together_or_neither_are_usage_errors(
+    tmp_path: Path,
+) -> None:
+    both = ["label", "--out", str(tmp_path), "--unlabeled", "u", "--data", "d", "--checkpoint", "c"]
+    result = runner.invoke(app, both)
+    assert result.exit_code == 2 and "--data" in result.output
+    result = runner.invoke(app, ["label", "--out", str(tmp_path), "--teacher", "c"])
+    assert result.exit_code == 2 and "--unlabeled" in result.output
+
+
+def test_errors_become_one_line_in_the_app_itself(tmp_path: Path) -> None:
+    """The app's group maps domain errors for every command (CliRunner sees it too)."""
+    result = runner.invoke(app, ["status", str(tmp_path)])
+    assert result.exit_code == 1 and "not a run directory" in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)

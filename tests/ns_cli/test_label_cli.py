@@ -11,43 +11,38 @@ import typer
 from typer.testing import CliRunner
 
 from ns_cli.commands import label, select
-from ns_train.config import TrainConfig
-from ns_train.data import TrainInputs
-from ns_train.runs.digits import DigitsSplits, write_digits
-from ns_train.trainer import train
+from ns_cli.errors import ReportingGroup
+from ns_train.runs.digits import DigitsSplits
 
 FAST = ["--backend", "torch", "--device", "cpu", "--workers", "0", "--batch-size", "16"]
 
 
 def app() -> typer.Typer:
-    """The two commands mounted alone, as `ns` mounts them."""
-    ns = typer.Typer()
+    """The two commands mounted alone, as `ns` mounts them (its group maps errors to a line)."""
+    ns = typer.Typer(cls=ReportingGroup)
     ns.callback()(lambda: None)
     label.register(ns)
     select.register(ns)
     return ns
 
 
-@pytest.fixture(scope="module")
-def sets(tmp_path_factory: pytest.TempPathFactory) -> DigitsSplits:
-    out = tmp_path_factory.mktemp("digits")
-    return write_digits(out, labels_per_class=5, test_per_class=160, max_count=40)
+@pytest.fixture
+def sets(small_sets: DigitsSplits) -> DigitsSplits:
+    return small_sets
+
+
+@pytest.fixture
+def teacher(small_teacher: Path) -> Path:
+    return small_teacher
 
 
 @pytest.fixture(scope="module")
-def teacher(tmp_path_factory: pytest.TempPathFactory, sets: DigitsSplits) -> Path:
-    config = TrainConfig(
-        model="efficientnet_b0", image_size=32, epochs=1, batch_size=16,
-        backend="torch", workers=0, device="cpu",
-    )  # fmt: skip
-    out = tmp_path_factory.mktemp("teacher")
-    return train(config, TrainInputs(labeled=sets.labeled), out, show_progress=False).checkpoint
-
-
-@pytest.fixture(scope="module")
-def labels(tmp_path_factory: pytest.TempPathFactory, sets: DigitsSplits, teacher: Path) -> Path:
+def labels(
+    tmp_path_factory: pytest.TempPathFactory, small_sets: DigitsSplits, small_teacher: Path
+) -> Path:
     out = tmp_path_factory.mktemp("labels")
-    args = ["label", "--teacher", str(teacher), "--data", str(sets.unlabeled), "--out", str(out)]
+    args = ["label", "--checkpoint", str(small_teacher), "--unlabeled", str(small_sets.unlabeled)]
+    args += ["--out", str(out)]
     result = CliRunner().invoke(app(), [*args, *FAST])
     assert result.exit_code == 0, result.output
     assert "147 images labeled" in result.output and "4 shards now" in result.output
@@ -68,14 +63,14 @@ def assert_one_line_error(code: int, output: str, *fragments: str) -> None:
 
 def test_select_writes_a_plan(labels: Path, sets: DigitsSplits, tmp_path: Path) -> None:
     code, output = invoke(
-        "select", "--labels", labels, "--labeled", sets.labeled, "--unlabeled", sets.unlabeled,
+        "select", "--pseudo-labels", labels, "--labeled", sets.labeled, "--unlabeled", sets.unlabeled,
         "--out", tmp_path, "--threshold", "0", "--per-class", "10",
     )  # fmt: skip
     assert code == 0, output
     assert "147 images → 10 kept" in output
     assert np.load(tmp_path / "plan.npy", allow_pickle=False).shape == (147,)
     code, output = invoke(
-        "select", "--labels", labels, "--labeled", sets.labeled, "--unlabeled", sets.unlabeled,
+        "select", "--pseudo-labels", labels, "--labeled", sets.labeled, "--unlabeled", sets.unlabeled,
         "--out", tmp_path, "--threshold", "0", "--per-class", "10", "--json",
     )  # fmt: skip
     scripted = json.loads(output)
@@ -85,14 +80,21 @@ def test_select_writes_a_plan(labels: Path, sets: DigitsSplits, tmp_path: Path) 
 
 def test_label_missing_teacher(sets: DigitsSplits, tmp_path: Path) -> None:
     code, output = invoke(
-        "label", "--teacher", tmp_path / "nope", "--data", sets.unlabeled, "--out", tmp_path, *FAST
+        "label",
+        "--checkpoint",
+        tmp_path / "nope",
+        "--unlabeled",
+        sets.unlabeled,
+        "--out",
+        tmp_path,
+        *FAST,
     )
     assert_one_line_error(code, output, "nope", "config.json")
 
 
 def test_label_data_that_is_not_a_shard_set(teacher: Path, tmp_path: Path) -> None:
     code, output = invoke(
-        "label", "--teacher", teacher, "--data", tmp_path, "--out", tmp_path / "l", *FAST
+        "label", "--checkpoint", teacher, "--unlabeled", tmp_path, "--out", tmp_path / "l", *FAST
     )
     assert_one_line_error(code, output, "not a finished shard set")
 
@@ -101,7 +103,7 @@ def test_label_refuses_another_teachers_folder(
     labels: Path, sets: DigitsSplits, teacher: Path
 ) -> None:
     code, output = invoke(
-        "label", "--teacher", teacher, "--data", sets.unlabeled, "--out", labels,
+        "label", "--checkpoint", teacher, "--unlabeled", sets.unlabeled, "--out", labels,
         "--temperature", "2", *FAST,
     )  # fmt: skip
     assert_one_line_error(code, output, "another teacher", "--overwrite")
@@ -111,7 +113,7 @@ def test_select_unlabeled_that_is_not_a_shard_set(
     labels: Path, sets: DigitsSplits, tmp_path: Path
 ) -> None:
     code, output = invoke(
-        "select", "--labels", labels, "--labeled", sets.labeled, "--unlabeled", tmp_path,
+        "select", "--pseudo-labels", labels, "--labeled", sets.labeled, "--unlabeled", tmp_path,
         "--out", tmp_path / "plan",
     )  # fmt: skip
     assert_one_line_error(code, output, "not a finished shard set")
@@ -119,7 +121,7 @@ def test_select_unlabeled_that_is_not_a_shard_set(
 
 def test_select_labels_for_another_set(labels: Path, sets: DigitsSplits, tmp_path: Path) -> None:
     code, output = invoke(
-        "select", "--labels", labels, "--labeled", sets.labeled, "--unlabeled", sets.test,
+        "select", "--pseudo-labels", labels, "--labeled", sets.labeled, "--unlabeled", sets.test,
         "--out", tmp_path,
     )  # fmt: skip
     assert_one_line_error(code, output, "no pseudo labels for shard test-000000.tar")

@@ -19,12 +19,13 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from ns_cli.commands import shard
+from ns_cli.errors import ReportingGroup
 from ns_data.shards.manifest import Manifest
 
 
 def app() -> typer.Typer:
     """The `shard` command mounted alone (as `ns` mounts it), so sibling commands are not needed."""
-    ns = typer.Typer()
+    ns = typer.Typer(cls=ReportingGroup)
     ns.callback()(lambda: None)
     shard.register(ns)
     return ns
@@ -49,6 +50,23 @@ def test_shard_prints_a_summary(tree: Path, tmp_path: Path) -> None:
     assert "3 samples in 2 shards" in result.output
     assert "1 files rejected" in result.output
     assert Manifest.load(out).classes == ["cat", "dog"]
+
+
+def test_the_summary_prints_names_that_look_like_markup_as_they_are(tmp_path: Path) -> None:
+    """`[bold]` in a class name is not swallowed as a style, `:b:` is not an emoji, and `[/b]` in
+    the output path does not crash the renderer."""
+    for folder in ("[bold]x", "b[red]", ":b:"):
+        path = tmp_path / "src" / folder / "a.jpg"
+        path.parent.mkdir(parents=True)
+        Image.new("RGB", (8, 6)).save(path)
+    (tmp_path / "src" / ":b:" / "bad.jpg").write_bytes(b"junk")
+    out = tmp_path / "odd[" / "b]" / "set"
+    args = ["shard", str(tmp_path / "src"), str(out), "--workers", "1"]
+    result = CliRunner().invoke(app(), args)
+    assert result.exit_code == 0, result.output
+    assert f"{out}: 3 samples in 1 shards" in result.output
+    assert "3 classes: :b:: 1, [bold]x: 1, b[red]: 1" in result.output
+    assert f"1 files rejected: see {out}/rejected.jsonl" in result.output
 
 
 @pytest.mark.parametrize(

@@ -95,5 +95,13 @@ def test_bad_build_arguments(kwargs: dict, match: str) -> None:
 
 
 def test_bad_noise() -> None:
-    with pytest.raises(ModelError, match=r"NoiseConfig.drop_rate=1.5"):
+    with pytest.raises(ModelError, match=r"ModelNoise.drop_rate=1.5"):
         NoiseConfig(drop_rate=1.5, drop_path_rate=0.2)
+
+
+def test_noise_config_is_the_old_name_of_model_noise() -> None:
+    import ns_models.noise
+    from ns_models import ModelNoise
+
+    with pytest.warns(DeprecationWarning, match="ModelNoise"):
+        assert ns_models.noise.NoiseConfig is ModelNoise

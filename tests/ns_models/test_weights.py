@@ -97,3 +97,18 @@ def test_missing_and_foreign_weights(tmp_path: Path) -> None:
     save_file(build_model("resnet18", 10).state_dict(), path)
     with pytest.raises(ModelError, match="does not fit this architecture"):
         build_model(NAME, 10, init_from=path)
+
+
+def test_precision_may_change_but_not_the_kind_of_dtype(tmp_path: Path, source: dict) -> None:
+    """float16/bfloat16 weights and int32 counters load (cast); an int or bool weight is refused."""
+    path = tmp_path / "weights.safetensors"
+    half = {k: v.to(torch.bfloat16 if "bn" in k else torch.float16) for k, v in source.items()}
+    half |= {k: v.to(torch.int32) for k, v in source.items() if "num_batches_tracked" in k}
+    save_file(half, path)
+    model = build_model(NAME, 1000, init_from=path)
+    loaded = model.state_dict()
+    assert all(loaded[k].dtype == v.dtype for k, v in source.items())
+    assert torch.equal(loaded["conv_stem.weight"], half["conv_stem.weight"].float())
+    save_file(source | {"bn1.bias": source["bn1.bias"].to(torch.int32)}, path)
+    with pytest.raises(ModelError, match=r"bn1\.bias is torch\.int32, the model expects torch\.f"):
+        build_model(NAME, 1000, init_from=path)

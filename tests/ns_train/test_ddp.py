@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ns_train.runs.digits import DigitsSplits
+from testkit import torchrun_ns
 
-from .conftest import torchrun_ns
+from ns_train.runs.digits import DigitsSplits
 
 TINY = [
     "--set", "model=efficientnet_b0", "--set", "image_size=32", "--set", "epochs=2",

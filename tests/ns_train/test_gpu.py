@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from testkit import tiny_config
 
 from ns_data.labels.store import PseudoLabels
 from ns_data.shards.reader import ShardSet
@@ -19,8 +20,6 @@ from ns_train.jsonl import read_jsonl
 from ns_train.labeler import label
 from ns_train.runs.digits import DigitsSplits
 from ns_train.trainer import train
-
-from .conftest import tiny_config
 
 pytestmark = [
     pytest.mark.gpu,

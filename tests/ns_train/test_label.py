@@ -13,51 +13,39 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from testkit import CPU_LABELS, torchrun_ns
 
 from ns_data.errors import DataError
 from ns_data.labels.store import SUFFIX, PseudoLabels
 from ns_data.shards.reader import ShardSet
-from ns_train.config import TrainConfig
-from ns_train.data import TrainInputs
+from ns_train.config import replace
 from ns_train.errors import TrainError
 from ns_train.labeler import checkpoint_id, label
-from ns_train.runs.digits import DigitsSplits, write_digits
-from ns_train.trainer import train
+from ns_train.runs.digits import DigitsSplits
 
-from .conftest import torchrun_ns
-
-FAST = {"backend": "torch", "device": "cpu", "workers": 0, "show_progress": False}
+SMALL_BATCHES = replace(CPU_LABELS, batch_size=16)
+"""How the `small_labels` fixture was labeled."""
 
 
-def small_digits(out: Path) -> DigitsSplits:
-    """About 150 unlabeled digits in 4 shards of at most 40; 5 labels per class."""
-    return write_digits(out, labels_per_class=5, test_per_class=160, max_count=40)
+def run_label(teacher: Path, data: Path, out: Path, overwrite: bool = False, **changes: object):
+    """`label()` with `SMALL_BATCHES`, some fields changed, no progress bar."""
+    config = replace(SMALL_BATCHES, **changes)
+    return label(teacher, data, out, config, overwrite=overwrite, show_progress=False)
 
 
-def tiny_teacher(sets: DigitsSplits, out: Path) -> Path:
-    """A B0 checkpoint at 32 px after one short epoch (seconds on a CPU)."""
-    config = TrainConfig(
-        model="efficientnet_b0", image_size=32, epochs=1, batch_size=16, ema_decay=0.9,
-        backend="torch", workers=0, device="cpu",
-    )  # fmt: skip
-    return train(config, TrainInputs(labeled=sets.labeled), out, show_progress=False).checkpoint
+@pytest.fixture
+def sets(small_sets: DigitsSplits) -> DigitsSplits:
+    return small_sets
 
 
-@pytest.fixture(scope="module")
-def sets(tmp_path_factory: pytest.TempPathFactory) -> DigitsSplits:
-    return small_digits(tmp_path_factory.mktemp("digits"))
+@pytest.fixture
+def teacher(small_teacher: Path) -> Path:
+    return small_teacher
 
 
-@pytest.fixture(scope="module")
-def teacher(tmp_path_factory: pytest.TempPathFactory, sets: DigitsSplits) -> Path:
-    return tiny_teacher(sets, tmp_path_factory.mktemp("teacher"))
-
-
-@pytest.fixture(scope="module")
-def labels(tmp_path_factory: pytest.TempPathFactory, sets: DigitsSplits, teacher: Path) -> Path:
-    out = tmp_path_factory.mktemp("labels") / "labels"
-    label(teacher, sets.unlabeled, out, batch_size=16, **FAST)
-    return out
+@pytest.fixture
+def labels(small_labels: Path) -> Path:
+    return small_labels
 
 
 def label_files(directory: Path) -> dict[str, bytes]:
@@ -106,8 +94,20 @@ def test_a_rank_loads_only_its_shards_labels(labels: Path, sets: DigitsSplits) -
 def test_the_unnoised_teacher_labels_identically_twice(
     labels: Path, sets: DigitsSplits, teacher: Path, tmp_path: Path
 ) -> None:
-    label(teacher, sets.unlabeled, tmp_path, batch_size=16, **FAST)
+    run_label(teacher, sets.unlabeled, tmp_path)
     assert label_files(tmp_path) == label_files(labels)
+
+
+def test_the_old_keywords_label_as_a_label_config_does(
+    labels: Path, sets: DigitsSplits, teacher: Path, tmp_path: Path
+) -> None:
+    """ns 0.2's `label(..., batch_size=16, backend=...)` still works for one version, warning."""
+    old = {"batch_size": 16, "backend": "torch", "device": "cpu", "workers": 0}
+    with pytest.warns(DeprecationWarning, match="LabelConfig"):
+        label(teacher, sets.unlabeled, tmp_path, show_progress=False, **old)
+    assert label_files(tmp_path) == label_files(labels)
+    with pytest.raises(TypeError, match="batch"):
+        label(teacher, sets.unlabeled, tmp_path, batch=16)
 
 
 def test_a_rerun_labels_only_missing_shards(
@@ -116,7 +116,7 @@ def test_a_rerun_labels_only_missing_shards(
     out = tmp_path / "labels"
     shutil.copytree(labels, out)
     (out / f"unlabeled-000002{SUFFIX}").unlink()
-    summary = label(teacher, sets.unlabeled, out, batch_size=16, **FAST)
+    summary = run_label(teacher, sets.unlabeled, out)
     assert (summary.shards_labeled, summary.shards_skipped) == (1, 3)
     assert label_files(out) == label_files(labels)
 
@@ -131,10 +131,10 @@ def test_another_teachers_folder_is_refused_unless_overwrite(
     out = tmp_path / "labels"
     shutil.copytree(labels, out)
     with pytest.raises(TrainError, match=r"another teacher.*--overwrite"):
-        label(other, sets.unlabeled, out, **FAST)
+        run_label(other, sets.unlabeled, out)
     with pytest.raises(TrainError, match="another teacher"):
-        label(teacher, sets.unlabeled, out, temperature=2.0, **FAST)
-    summary = label(other, sets.unlabeled, out, overwrite=True, **FAST)
+        run_label(teacher, sets.unlabeled, out, temperature=2.0)
+    summary = run_label(other, sets.unlabeled, out, overwrite=True)
     assert summary.shards_labeled == 4
     assert PseudoLabels(out).teacher.teacher_id == checkpoint_id(other)
 
@@ -143,19 +143,19 @@ def test_labels_of_another_set_in_the_folder_are_refused(
     labels: Path, sets: DigitsSplits, teacher: Path
 ) -> None:
     with pytest.raises(TrainError, match=r"not in .*test"):
-        label(teacher, sets.test, labels, **FAST)
+        run_label(teacher, sets.test, labels)
 
 
 def test_bad_settings_are_refused(sets: DigitsSplits, teacher: Path, tmp_path: Path) -> None:
     with pytest.raises(TrainError, match="temperature"):
-        label(teacher, sets.unlabeled, tmp_path, temperature=0.0, **FAST)
+        run_label(teacher, sets.unlabeled, tmp_path, temperature=0.0)
     with pytest.raises(TrainError, match="topk"):
-        label(teacher, sets.unlabeled, tmp_path, topk=0, **FAST)
+        run_label(teacher, sets.unlabeled, tmp_path, topk=0)
 
 
 def cli(teacher: Path, data: Path, out: Path) -> list[str]:
     return [
-        "label", "--teacher", str(teacher), "--data", str(data), "--out", str(out),
+        "label", "--checkpoint", str(teacher), "--unlabeled", str(data), "--out", str(out),
         "--batch-size", "16", "--backend", "torch", "--device", "cpu", "--workers", "0",
     ]  # fmt: skip
 

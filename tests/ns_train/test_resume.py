@@ -12,7 +12,9 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file
+from testkit import tiny_config
 
+from ns_data.loading.config import LoaderConfig
 from ns_data.loading.loader import dali_available
 from ns_train.data import TrainInputs
 from ns_train.errors import TrainError
@@ -20,17 +22,14 @@ from ns_train.runs.digits import DigitsSplits
 from ns_train.state import latest_snapshot
 from ns_train.trainer import train
 
-from .conftest import tiny_config
-
 CONFIG = {"epochs": 3.0, "checkpoint_every": 3, "keep_checkpoints": 2}
 
 RUN_JOB = """
-import importlib.util
+import sys
 from pathlib import Path
-spec = importlib.util.spec_from_file_location("engine_conftest", {conftest!r})
-conftest = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(conftest)
-tiny_config = conftest.tiny_config
+sys.path.insert(0, {tests!r})
+from testkit import tiny_config
+from ns_data.loading.config import LoaderConfig
 from ns_train.data import TrainInputs
 from ns_train.trainer import train
 train(tiny_config(**{config!r}), TrainInputs(labeled=Path({labeled!r})), Path({out!r}), show_progress=False)
@@ -52,14 +51,14 @@ DALI = pytest.param(
 def test_killed_and_resumed_job_matches_an_uninterrupted_one(
     tmp_path: Path, digits: DigitsSplits, backend: str
 ) -> None:
-    config = {**CONFIG, "backend": backend}
+    config = {**CONFIG, "loader": LoaderConfig(backend=backend, workers=0)}
     inputs = TrainInputs(labeled=digits.labeled)
     straight = tmp_path / "straight"
     train(tiny_config(**config), inputs, straight, show_progress=False)
 
     killed = tmp_path / "killed"
     script = RUN_JOB.format(
-        conftest=str(Path(__file__).with_name("conftest.py")),
+        tests=str(Path(__file__).parents[1]),
         config=config,
         labeled=str(digits.labeled),
         out=str(killed),

@@ -8,9 +8,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from testkit import tiny_config
 
 from ns_data.labels.store import PseudoLabels
+from ns_data.loading.config import LoaderConfig
 from ns_data.shards.reader import ShardSet
+from ns_train.config import LabelConfig
 from ns_train.errors import TrainError
 from ns_train.labeler import label
 from ns_train.runs.config import DataConfig, RunConfig, run_config_from_dict
@@ -18,8 +21,6 @@ from ns_train.runs.digits import DigitsSplits
 from ns_train.runs.folder import RunLayout, read_records
 from ns_train.runs.loop import RunSummary, run
 from ns_train.runs.status import run_status
-
-from .conftest import tiny_config
 
 
 def tiny_run(digits: DigitsSplits, **changes: object) -> RunConfig:
@@ -34,7 +35,8 @@ def tiny_run(digits: DigitsSplits, **changes: object) -> RunConfig:
         students=("efficientnet_b0",),
         threshold=0.0,
         unnoised_baseline=True,
-        label_batch_size=512,
+        label=LabelConfig(device="cpu", loader=LoaderConfig(backend="torch", workers=0)),
+        label_batch_size=512,  # ns 0.2's spelling of label.batch_size, still read
     )
     return run_config_from_dict(changes, base)
 
@@ -122,6 +124,15 @@ def test_an_interrupted_student_resumes_and_earlier_steps_are_skipped(
 def test_status_of_a_folder_that_is_no_run(tmp_path: Path) -> None:
     with pytest.raises(TrainError, match="not a run directory"):
         run_status(tmp_path)
+
+
+def test_status_of_a_robustness_step_on_extra_corruptions_only() -> None:
+    """Extra corruptions have no AlexNet baseline, so the step's mCE is None: shown as "—"."""
+    from ns_train.runs.status import _done_detail
+
+    scores = {"folder": "teacher", "mce_vs_teacher": None, "mce_vs_alexnet": None, "error": {}}
+    record = {"iteration": 1, "step": "robustness", "wall_s": 3.0, "models": {"teacher": scores}}
+    assert _done_detail(record) == "mCE vs teacher: teacher —, 3.0 s"
 
 
 def restart_iteration_1(finished: RunSummary, root: Path) -> RunLayout:

@@ -113,3 +113,78 @@ def test_an_unknown_student_model_names_near_ones() -> None:
 
 def replace_model(model: str) -> TrainConfig:
     return TrainConfig(model=model)
+
+
+def test_old_spellings_of_renamed_fields_are_read(tmp_path: Path) -> None:
+    """ns 0.2's `label_batch_size`, `noised_teacher`, `student.backend`/`workers` still read."""
+    path = tmp_path / "run.toml"
+    path.write_text(
+        'preset = "digits-demo"\nlabel_batch_size = 64\nnoised_teacher = true\n'
+        '[student]\nbackend = "torch"\nworkers = 0\n'
+    )
+    config = load_run_config(path)
+    assert config.label.batch_size == 64 and config.label.noised
+    assert config.student.loader.backend == "torch" and config.student.loader.workers == 0
+    assert config.label.loader == preset("digits-demo").label.loader  # its own, not the student's
+    override = run_config_from_dict(overrides_as_dict(["teacher.workers=3"]), config)
+    assert override.teacher.loader.workers == 3
+    assert run_config_from_dict(to_dict(config)) == config
+
+
+def test_both_spellings_of_one_field_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "run.toml"
+    path.write_text("label_batch_size = 64\n[label]\nbatch_size = 32\n")
+    with pytest.raises(TrainError, match=r"config\.label_batch_size is the old spelling"):
+        load_run_config(path)
+
+
+def test_train_config_takes_the_old_keywords_and_the_loader_table() -> None:
+    from ns_data.loading.config import LoaderConfig
+
+    with pytest.warns(DeprecationWarning):
+        old = TrainConfig(backend="torch", workers=0)
+    assert old == TrainConfig(loader=LoaderConfig(backend="torch", workers=0))
+    assert "backend" not in to_dict(old) and to_dict(old)["loader"]["backend"] == "torch"
+    with pytest.raises(TrainError, match=r"loader\.backend must be one of"):
+        run_config_from_dict({"student": {"loader": {"backend": "dali"}}})
+
+
+def test_a_run_directory_of_ns_0_3_continues_without_force(tmp_path: Path) -> None:
+    """Its `run_config.json` has the old names: the same config, rewritten in today's."""
+    import json
+
+    from ns_train.runs.folder import RunLayout, claim
+
+    config = to_dict(preset("digits-demo"))
+    old = json.loads(json.dumps(config))
+    label = old.pop("label")
+    old["label_batch_size"], old["noised_teacher"] = label["batch_size"], label["noised"]
+    for job in ("teacher", "student"):
+        loader = old[job].pop("loader")
+        old[job]["backend"], old[job]["workers"] = loader["backend"], loader["workers"]
+    del old["data"]["seed"]  # 0.3 had no [label]: it labeled with the student's loader
+    layout = RunLayout(tmp_path / "run")
+    layout.root.mkdir()
+    layout.config.write_text(json.dumps(old))
+    claim(layout, config, force=False)
+    assert json.loads(layout.config.read_text()) == json.loads(json.dumps(config))
+    changed = {**config, "iterations": 5}
+    with pytest.raises(TrainError, match=r"differs in iterations\)"):
+        claim(layout, changed, force=False)
+
+
+def test_the_digits_split_has_its_own_seed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import ns_train.runs.loop as loop
+    from ns_train.runs.digits import DigitsSplits
+    from ns_train.runs.folder import RunLayout
+
+    seeds: list[int] = []
+
+    def write_digits(out: Path, *, seed: int, **options: object) -> DigitsSplits:
+        seeds.append(seed)
+        return DigitsSplits(out, out, out)
+
+    monkeypatch.setattr(loop, "write_digits", write_digits)
+    for changes in ({"teacher": {"seed": 7}}, {"data": {"source": "digits", "seed": 5}}):
+        loop.prepare_data(run_config_from_dict(changes), RunLayout(tmp_path))
+    assert seeds == [0, 5]  # the teacher's seed no longer moves the digits

@@ -15,27 +15,21 @@ from ns_data.loading.views import View
 from ns_data.shards.reader import ShardSet
 from ns_train.data import load_plan
 from ns_train.errors import TrainError
-from ns_train.labeler import label
 from ns_train.runs.digits import DigitsSplits
 from ns_train.selection_plan import make_plan
 
-from .test_label import FAST, small_digits, tiny_teacher
+
+@pytest.fixture
+def sets(small_sets: DigitsSplits) -> DigitsSplits:
+    return small_sets
 
 
-@pytest.fixture(scope="module")
-def sets(tmp_path_factory: pytest.TempPathFactory) -> DigitsSplits:
-    return small_digits(tmp_path_factory.mktemp("digits"))
+@pytest.fixture
+def labels(small_labels: Path) -> Path:
+    return small_labels
 
 
-@pytest.fixture(scope="module")
-def labels(tmp_path_factory: pytest.TempPathFactory, sets: DigitsSplits) -> Path:
-    teacher = tiny_teacher(sets, tmp_path_factory.mktemp("teacher"))
-    out = tmp_path_factory.mktemp("labels") / "labels"
-    label(teacher, sets.unlabeled, out, **FAST)
-    return out
-
-
-@pytest.fixture(scope="module")
+@pytest.fixture
 def threshold(labels: Path) -> float:
     """The median top-1 probability, so that the threshold drops about half the samples."""
     return float(np.median(PseudoLabels(labels).top1()[1].astype(np.float32)))

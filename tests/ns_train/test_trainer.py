@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file
+from testkit import tiny_config
 
 from ns_data.shards.reader import ShardSet
 from ns_models import load_checkpoint
@@ -19,8 +20,6 @@ from ns_train.jsonl import read_jsonl
 from ns_train.metrics import RunningMeans
 from ns_train.runs.digits import DigitsSplits
 from ns_train.trainer import TrainResult, train
-
-from .conftest import tiny_config
 
 
 def test_teacher_writes_checkpoint_metrics_and_plot(teacher: TrainResult) -> None:

@@ -1,4 +1,6 @@
-"""Turn the domain errors of every layer into one line on stderr and exit code 1."""
+"""Turn the domain errors of every layer into one line on stderr and exit code 1, in one place:
+the app's group (`ReportingGroup`) runs every command through `run_reporting_errors`, so commands
+just raise."""
 
 from __future__ import annotations
 
@@ -7,10 +9,11 @@ import os
 import re
 import sys
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from rich.console import Console
 from rich.markup import escape
+from typer.core import TyperGroup
 
 from ns_data.errors import DataError
 from ns_models.errors import ModelError
@@ -71,6 +74,15 @@ def run_reporting_errors(command: Callable[[], T]) -> T:
             raise
         _print(f"[bold red]error:[/] {escape(disk_full_message(err))}")
         sys.exit(1)
+
+
+class ReportingGroup(TyperGroup):
+    """The `ns` group: each command runs inside `run_reporting_errors` (the console entry point
+    and `typer.testing.CliRunner` alike)."""
+
+    def invoke(self, ctx: Any) -> Any:  # click's Context, which typer vendors
+        invoke = super().invoke
+        return run_reporting_errors(lambda: invoke(ctx))
 
 
 def _print(markup: str) -> None:

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from ns_cli.commands import (
+    bench,
     corrupt,
     demo,
     eval_cmd,
@@ -21,13 +22,14 @@ from ns_cli.commands import (
     status,
     train,
 )
-from ns_cli.errors import run_reporting_errors
+from ns_cli.errors import ReportingGroup
 
 app = typer.Typer(
     name="ns",
     help="Noisy Student self-training: shard images, train a teacher, pseudo-label, train a student.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    cls=ReportingGroup,
 )
 for module in (
     shard,
@@ -42,6 +44,7 @@ for module in (
     run,
     status,
     demo,
+    bench,
 ):
     module.register(app)
 
@@ -75,5 +78,5 @@ def _options(
 
 
 def main() -> None:
-    """Console entry point: run the app, mapping domain errors to one line and exit code 1."""
-    run_reporting_errors(lambda: app(standalone_mode=True))
+    """Console entry point: run the app (its group maps domain errors to one line, exit 1)."""
+    app()

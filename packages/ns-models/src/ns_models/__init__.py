@@ -32,7 +32,7 @@ if TYPE_CHECKING:
         rung,
     )
     from ns_models.modes import student_mode, teacher_mode
-    from ns_models.noise import STOCHASTIC_DEPTH, NoiseConfig, default_noise
+    from ns_models.noise import STOCHASTIC_DEPTH, ModelNoise, default_noise
     from ns_models.speed import SpeedConfig, apply_speed_knobs, autocast, prepare_images, unwrap
     from ns_models.weights import read_state_dict
 
@@ -50,7 +50,7 @@ _HOMES = {
     "export": ["export_checkpoint", "export_onnx", "export_torchscript"],
     "ladder": ["LADDER", "SPECS", "RungSpec", "check_name", "is_at_least", "next_larger", "rung"],
     "modes": ["student_mode", "teacher_mode"],
-    "noise": ["STOCHASTIC_DEPTH", "NoiseConfig", "default_noise"],
+    "noise": ["STOCHASTIC_DEPTH", "ModelNoise", "NoiseConfig", "default_noise"],
     "build": ["build_model"],
     "speed": ["SpeedConfig", "apply_speed_knobs", "autocast", "prepare_images", "unwrap"],
     "weights": ["read_state_dict"],
@@ -64,7 +64,7 @@ __all__ = [
     "CheckpointFolder",
     "ModelCard",
     "ModelError",
-    "NoiseConfig",
+    "ModelNoise",
     "RungSpec",
     "SpeedConfig",
     "apply_speed_knobs",

@@ -10,7 +10,7 @@ from torch import nn
 
 from ns_models.errors import ModelError
 from ns_models.ladder import check_name
-from ns_models.noise import NoiseConfig, default_noise
+from ns_models.noise import ModelNoise, default_noise
 from ns_models.weights import load_into, read_state_dict
 
 
@@ -18,7 +18,7 @@ def build_model(
     name: str,
     num_classes: int,
     *,
-    noise: NoiseConfig | None = None,
+    noise: ModelNoise | None = None,
     in_chans: int = 3,
     init_from: Path | None = None,
     reinit_classifier: bool = False,
@@ -52,7 +52,7 @@ def build_model(
     except TypeError as err:
         raise ModelError(
             f"timm model {name!r} rejects the noise options ({err}): pass "
-            f"noise=NoiseConfig(drop_rate={noise.drop_rate}, drop_path_rate=0.0)"
+            f"noise=ModelNoise(drop_rate={noise.drop_rate}, drop_path_rate=0.0)"
         ) from None
     zero_classifier(model)
     if init_from is not None:
@@ -67,7 +67,8 @@ def zero_classifier(model: nn.Module) -> None:
     timm scales EfficientNet's head for 1,000 classes; with 10 it gives logits with a std of ~6
     and a first loss near 10, and the digits teacher reached 67-81% top-1 instead of 91-95%.
     """
-    head = model.get_classifier() if hasattr(model, "get_classifier") else None
+    get_classifier = getattr(model, "get_classifier", None)
+    head = get_classifier() if get_classifier is not None else None
     if isinstance(head, nn.Linear):
         with torch.no_grad():
             head.weight.zero_()

@@ -10,7 +10,7 @@ from timm.models._hub import generate_readme
 from ns_models.errors import ModelError
 from ns_models.ladder import check_name, rung, spec
 from ns_models.measure import count_flops, count_parameters, timm_input_sizes
-from ns_models.noise import NoiseConfig, default_noise
+from ns_models.noise import ModelNoise, default_noise
 
 if TYPE_CHECKING:
     from ns_models.checkpoint import CheckpointConfig
@@ -42,7 +42,7 @@ class ModelCard:
     """Default training resolution in pixels."""
     test_size: int
     """Default test resolution in pixels."""
-    noise: NoiseConfig
+    noise: ModelNoise
     """Default student noise."""
     rung: int | None
     """Position on the ladder B0..L2 (0..8), None off the ladder."""
@@ -124,8 +124,9 @@ def checkpoint_readme(config: CheckpointConfig) -> str:
     }
     if "steps" in extra:
         details["Training steps"] = extra.pop("steps")
-    if isinstance(extra.get("eval"), dict):
-        details["Evaluation"] = _eval_lines(extra.pop("eval"))  # type: ignore[arg-type]
+    if isinstance(evaluation := extra.get("eval"), dict):
+        del extra["eval"]
+        details["Evaluation"] = _eval_lines(evaluation)
     if "teacher" in extra:
         details["Teacher"] = extra.pop("teacher")
     details.update({key: value for key, value in extra.items() if value is not None})

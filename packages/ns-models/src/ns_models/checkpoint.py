@@ -10,26 +10,23 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
-import tempfile
-import uuid
 from dataclasses import asdict, dataclass, field, replace
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
-from typing import Literal
+from typing import Any, Final, Literal
 
 import torch
-from safetensors import SafetensorError
 from safetensors.torch import save_file
 from timm.data import DEFAULT_CROP_PCT, IMAGENET_DEFAULT_MEAN, IMAGENET_DEFAULT_STD
 from timm.models._hub import load_model_config_from_path, save_config_for_hf
 from torch import nn
 
+from ns_models.atomic import atomic_path
 from ns_models.build import build_model
 from ns_models.card import checkpoint_readme
 from ns_models.errors import ModelError
-from ns_models.noise import NoiseConfig, default_noise
+from ns_models.noise import ModelNoise, default_noise
 from ns_models.speed import unwrap
 from ns_models.weights import load_into, read_state_dict
 
@@ -39,9 +36,9 @@ PICKLE_WEIGHTS_FILE = "pytorch_model.bin"
 """timm's older Hub weights file, read only (`torch.load(weights_only=True)`)."""
 CONFIG_FILE = "config.json"
 README_FILE = "README.md"
-FORMAT = "ns-checkpoint/2"
+FORMAT: Final = "ns-checkpoint/2"
 """The timm Hub layout, ns's metadata in `config.json["ns"]`."""
-LEGACY_FORMAT = "ns-checkpoint/1"
+LEGACY_FORMAT: Final = "ns-checkpoint/1"
 """Before the timm layout: `weights.safetensors` + a flat `config.json`; still read."""
 LEGACY_WEIGHTS_FILE = "weights.safetensors"
 LOCAL_DIR = "local-dir:"
@@ -78,7 +75,7 @@ class CheckpointConfig:
     """One name per class, or empty when the task's names are not known yet."""
     image_size: int
     """Resolution the model was trained at and should be evaluated at, in pixels."""
-    noise: NoiseConfig
+    noise: ModelNoise
     """Dropout and stochastic depth the model trains with."""
     ema: bool = False
     """True when the weights are an exponential moving average."""
@@ -112,8 +109,8 @@ class CheckpointConfig:
                 f"CheckpointConfig.class_names has {len(self.class_names)} entries for "
                 f"num_classes={self.num_classes}: pass one string per class, or []"
             )
-        if not isinstance(self.noise, NoiseConfig):
-            raise ModelError("CheckpointConfig.noise is not a NoiseConfig: pass NoiseConfig(...)")
+        if not isinstance(self.noise, ModelNoise):
+            raise ModelError("CheckpointConfig.noise is not a ModelNoise: pass ModelNoise(...)")
         if not isinstance(self.crop_pct, int | float) or not 0 < self.crop_pct <= 1:
             raise ModelError(
                 f"CheckpointConfig.crop_pct={self.crop_pct!r}: pass a number in (0, 1]"
@@ -227,24 +224,12 @@ def save_checkpoint(
     state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
     config = replace(config, ns_version=_ns_version())
     directory.parent.mkdir(parents=True, exist_ok=True)
-    for left in directory.parent.glob(f".{directory.name}.*.tmp"):  # of a killed writer
-        shutil.rmtree(left, ignore_errors=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", suffix=".tmp", dir=directory.parent))
-    try:
-        try:
-            save_file(state, tmp / WEIGHTS_FILE, metadata={"format": "pt"})
-        except SafetensorError as err:  # its Rust errors name no file: a full disk names it here
-            code = re.search(r"\(os error (\d+)\)", str(err))
-            if code is None:
-                raise
-            raise OSError(int(code[1]), os.strerror(int(code[1])), str(tmp)) from err
+    # killed writers' temporaries go first; a full disk names `directory`, never the temporary
+    with atomic_path(directory, folder=True, sweep=f".{directory.name}.tmp-*") as tmp:
+        save_file(state, tmp / WEIGHTS_FILE, metadata={"format": "pt"})
         _save_timm_config(model, tmp / CONFIG_FILE, config)
         (tmp / README_FILE).write_text(checkpoint_readme(config), encoding="utf-8")
-        for name in (WEIGHTS_FILE, CONFIG_FILE, README_FILE):
-            _fsync(tmp / name)
-        _rename_into_place(tmp, directory)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        _keep_other_files(directory, tmp)
     return directory
 
 
@@ -266,25 +251,16 @@ def _save_timm_config(model: nn.Module, path: Path, config: CheckpointConfig) ->
     )
 
 
-def _fsync(path: Path) -> None:
-    with open(path, "rb") as f:
-        os.fsync(f.fileno())
-
-
-def _rename_into_place(tmp: Path, directory: Path) -> None:
-    if not directory.exists():
-        tmp.rename(directory)
+def _keep_other_files(directory: Path, tmp: Path) -> None:
+    """Link (or copy) the files of an old `directory` that are not the checkpoint's into `tmp`."""
+    if not directory.is_dir():
         return
-    for entry in directory.iterdir():  # files that are not the checkpoint's stay
+    for entry in directory.iterdir():
         if entry.name not in _OWN_FILES:
             if entry.is_dir():
                 shutil.copytree(entry, tmp / entry.name, copy_function=_link_or_copy)
             else:
                 _link_or_copy(entry, tmp / entry.name)
-    old = directory.with_name(f".{directory.name}.{uuid.uuid4().hex}.old")
-    directory.rename(old)
-    tmp.rename(directory)
-    shutil.rmtree(old)
 
 
 def _link_or_copy(source: str | Path, target: str | Path) -> None:
@@ -330,18 +306,18 @@ def open_checkpoint(source: Path | str) -> CheckpointFolder:
     return CheckpointFolder(directory, layout, _hub_weights(directory), config, timm_view)
 
 
-def _legacy_config(data: dict[str, object], path: Path) -> CheckpointConfig:
+def _legacy_config(data: dict[str, Any], path: Path) -> CheckpointConfig:
     fields = {k: v for k, v in data.items() if k != "format"}
     try:
         noise = fields.pop("noise")
-        return CheckpointConfig(**fields, noise=NoiseConfig(**noise))  # type: ignore[arg-type]
+        return CheckpointConfig(**fields, noise=ModelNoise(**noise))
     except (KeyError, TypeError) as err:
         raise ModelError(f"{path} lacks or misspells a field ({err}): re-save it") from None
     except ModelError as err:
         raise ModelError(f"{path}: {err}") from None
 
 
-def _timm_config(directory: Path, path: Path, ns: dict[str, object] | None) -> CheckpointConfig:
+def _timm_config(directory: Path, path: Path, ns: dict[str, Any] | None) -> CheckpointConfig:
     """ns's view of a timm Hub config, parsed by timm; ns's defaults where `ns` is None."""
     try:
         cfg, architecture, _ = load_model_config_from_path(directory)
@@ -352,11 +328,11 @@ def _timm_config(directory: Path, path: Path, ns: dict[str, object] | None) -> C
             )
         labels = cfg.get("label_names")
         names = list(labels) if isinstance(labels, list | tuple) else []
-        own: dict[str, object] = (
+        own: dict[str, Any] = (
             {"noise": default_noise(architecture), "ns_version": None}
             if ns is None
             else {
-                "noise": NoiseConfig(**ns["noise"]),  # type: ignore[arg-type]
+                "noise": ModelNoise(**ns["noise"]),
                 **{key: ns[key] for key in ("ema", "extra", "ns_version")},
             }
         )
@@ -370,7 +346,7 @@ def _timm_config(directory: Path, path: Path, ns: dict[str, object] | None) -> C
             mean=tuple(cfg.get("mean", IMAGENET_DEFAULT_MEAN)),
             std=tuple(cfg.get("std", IMAGENET_DEFAULT_STD)),
             interpolation=cfg.get("interpolation", "bicubic"),
-            **own,  # type: ignore[arg-type]
+            **own,
         )
     except (KeyError, TypeError, ValueError) as err:
         raise ModelError(f"{path} lacks or misspells a field ({err!r}): re-save it") from None

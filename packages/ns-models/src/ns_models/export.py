@@ -8,7 +8,6 @@ crop_pct, interpolation, class names): in the ONNX file's metadata_props (JSON v
 from __future__ import annotations
 
 import json
-import os
 import warnings
 from pathlib import Path
 from typing import Literal, get_args
@@ -16,6 +15,7 @@ from typing import Literal, get_args
 import torch
 from torch import nn
 
+from ns_models.atomic import atomic_path
 from ns_models.checkpoint import load_checkpoint, save_checkpoint
 from ns_models.errors import ModelError
 from ns_models.modes import teacher_mode
@@ -47,24 +47,20 @@ def export_onnx(
     example = _example(model, path, image_size, in_chans)
     batch = torch.export.Dim("batch", min=1)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp.onnx")
-    try:
-        with teacher_mode(model), torch.no_grad():
-            program = torch.onnx.export(
-                model,
-                (example,),
-                input_names=[INPUT_NAME],
-                output_names=[OUTPUT_NAME],
-                dynamic_shapes=({0: batch},),
-                dynamo=True,
-                verbose=False,
-            )
-        assert program is not None  # dynamo=True without a file returns the program
-        program.model.metadata_props.update(metadata or {})
+    with teacher_mode(model), torch.no_grad():
+        program = torch.onnx.export(
+            model,
+            (example,),
+            input_names=[INPUT_NAME],
+            output_names=[OUTPUT_NAME],
+            dynamic_shapes=({0: batch},),
+            dynamo=True,
+            verbose=False,
+        )
+    assert program is not None  # dynamo=True without a file returns the program
+    program.model.metadata_props.update(metadata or {})
+    with atomic_path(path) as tmp:
         program.save(tmp, external_data=False)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
     return path
 
 
@@ -79,16 +75,11 @@ def export_torchscript(model: nn.Module, path: Path, image_size: int, *, in_chan
         raise ModelError(f"TorchScript path {path} should end in .pt: rename it")
     example = _example(model, path, image_size, in_chans)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.stem}.tmp.pt")
-    try:
-        with teacher_mode(model), torch.no_grad(), warnings.catch_warnings():
-            # the user asked for TorchScript; PyTorch's deprecation notice is in docs/models.md
-            warnings.filterwarnings("ignore", r"`torch\.jit\.", FutureWarning)
-            traced = torch.jit.trace(model, example)
-            torch.jit.save(traced, str(tmp))
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with teacher_mode(model), torch.no_grad(), warnings.catch_warnings(), atomic_path(path) as tmp:
+        # the user asked for TorchScript; PyTorch's deprecation notice is in docs/models.md
+        warnings.filterwarnings("ignore", r"`torch\.jit\.", FutureWarning)
+        traced = torch.jit.trace(model, example)
+        torch.jit.save(traced, str(tmp))
     return path
 
 
@@ -128,7 +119,6 @@ def export_checkpoint(
     if sidecar.exists() and not overwrite:
         raise ModelError(f"{sidecar} exists: pick another path or pass --overwrite")
     export_torchscript(model, out, config.image_size, in_chans=config.in_chans)
-    tmp = sidecar.with_name(f".{sidecar.name}.tmp")
-    tmp.write_text(json.dumps({**preprocessing, "input": TORCHSCRIPT_INPUT}, indent=2))
-    os.replace(tmp, sidecar)
+    with atomic_path(sidecar) as tmp:
+        tmp.write_text(json.dumps({**preprocessing, "input": TORCHSCRIPT_INPUT}, indent=2))
     return [out, sidecar]

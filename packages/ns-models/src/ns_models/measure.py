@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+from typing import Any, cast
 
 import timm
 import torch
@@ -34,7 +35,7 @@ def count_flops(name: str, image_size: int, num_classes: int = 1000) -> int:
 
 def timm_input_sizes(name: str) -> tuple[int, int]:
     """timm's default (train, test) resolution for `name`, from its pretrained config."""
-    cfg = meta_model(name).pretrained_cfg
+    cfg = cast("dict[str, Any]", meta_model(name).pretrained_cfg)  # set by timm's builder, untyped
     train = int(cfg.get("input_size", (3, 224, 224))[-1])
     test = int((cfg.get("test_input_size") or (train,))[-1])
     return train, test

@@ -25,7 +25,7 @@ def apply_speed_knobs(model: nn.Module, cfg: SpeedConfig) -> nn.Module:
     if cfg.channels_last:
         model = model.to(memory_format=torch.channels_last)
     if cfg.compile:
-        model = torch.compile(model)
+        model = torch.compile(model)  # type: ignore[assignment]  # an OptimizedModule, an nn.Module
     return model
 
 
@@ -42,8 +42,8 @@ def autocast(cfg: SpeedConfig, device: torch.device | str = "cpu") -> torch.auto
 def unwrap(model: nn.Module) -> nn.Module:
     """The plain model inside torch.compile and DistributedDataParallel/DataParallel wrappers."""
     while True:
-        if isinstance(getattr(model, "_orig_mod", None), nn.Module):
-            model = model._orig_mod
+        if isinstance(inner := getattr(model, "_orig_mod", None), nn.Module):
+            model = inner
         elif isinstance(model, nn.DataParallel | nn.parallel.DistributedDataParallel):
             model = model.module
         else:

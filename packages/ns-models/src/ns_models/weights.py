@@ -25,7 +25,7 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
         raise ModelError(f"weights file {path} does not exist: pass a .safetensors or .pth file")
     if path.suffix == ".safetensors":
         try:
-            state = load_file(path, device="cpu")
+            state: object = load_file(path, device="cpu")
         except SafetensorError as err:
             raise ModelError(f"{path} is not valid safetensors ({err}): re-export it") from None
     elif path.suffix in TORCH_SUFFIXES:
@@ -72,7 +72,7 @@ def _strip_wrappers(state: object, path: Path) -> dict[str, torch.Tensor]:
 
 def classifier_prefix(model: nn.Module) -> str:
     """State-dict prefix of `model`'s classifier (timm's `get_classifier()`), e.g. `classifier.`."""
-    head = model.get_classifier()
+    head = model.get_classifier()  # type: ignore[operator]  # timm's method, unknown to nn.Module
     return next(f"{name}." for name, module in model.named_modules() if module is head)
 
 
@@ -83,7 +83,8 @@ def load_into(
     source: str,
     reinit_classifier: bool = False,
 ) -> None:
-    """Copy `state` into `model`; refuse a different classifier unless `reinit_classifier`."""
+    """Copy `state` into `model`; refuse a different classifier unless `reinit_classifier`, and a
+    tensor of another kind of dtype (int or bool for float); float16/bfloat16/float32 are cast."""
     own = model.state_dict()
     head = classifier_prefix(model)
     if reinit_classifier:
@@ -109,4 +110,19 @@ def load_into(
             f"{source} has a {classes}-class classifier, the model has {model.num_classes}: "
             f"pass num_classes={classes}, or reinit_classifier=True to fine-tune with a fresh one"
         )
+    other = next((k for k in own if _kind(own[k]) != _kind(state[k])), None)
+    if other is not None:
+        raise ModelError(
+            f"{source}: {other} is {state[other].dtype}, the model expects {own[other].dtype}: "
+            "re-export the weights with their original dtypes"
+        )
     model.load_state_dict(state, strict=not reinit_classifier)
+
+
+def _kind(tensor: torch.Tensor) -> str:
+    """float, complex, bool or int: a checkpoint may change precision, never the kind."""
+    if tensor.dtype == torch.bool:
+        return "bool"
+    if tensor.is_complex():
+        return "complex"
+    return "float" if tensor.is_floating_point() else "int"

@@ -1,7 +1,9 @@
 """Typed configuration of a training job: small keyword-only dataclasses that reject bad values.
 
 `from_dict` builds them from TOML/JSON-like dicts and names the nearest field when a key is
-unknown; `to_dict` gives what is saved beside every run (`config.json`).
+unknown; `to_dict` gives what is saved beside every run (`config.json`). A field that was renamed
+keeps its old spelling readable for one version: the class lists it in `OLD_NAMES` and
+`upgrade` (which `from_dict` calls) moves it to the new name.
 """
 
 from __future__ import annotations
@@ -11,9 +13,11 @@ import difflib
 import math
 import types
 import typing
-from dataclasses import dataclass, field
-from typing import Any, Literal, TypeVar
+import warnings
+from dataclasses import InitVar, dataclass, field
+from typing import Any, ClassVar, Literal, TypeVar
 
+from ns_data.loading.config import LoaderConfig
 from ns_train.errors import TrainError
 
 T = TypeVar("T")
@@ -47,7 +51,8 @@ class OptimConfig:
 
 @dataclass(kw_only=True, slots=True)
 class NoiseConfig:
-    """The student's noise: input augmentation and model noise (None: the model's paper default)."""
+    """The noise a job trains with: input augmentation and model noise (dropout, stochastic
+    depth; None: the model's paper default, see `ns_models.ModelNoise`)."""
 
     randaugment_n: int = 2
     randaugment_m: int = 9
@@ -81,9 +86,8 @@ class TrainConfig:
     noise: NoiseConfig = field(default_factory=NoiseConfig)
     seed: int = 0
     device: str = "auto"
-    backend: str = "auto"
-    """Loader backend: auto, dali-gpu, dali-cpu or torch."""
-    workers: int | None = None
+    loader: LoaderConfig = field(default_factory=LoaderConfig)
+    """Loader backend and workers of the job's loaders (`[student.loader]` in a run config)."""
     channels_last: bool = True
     """Channels-last memory format (several-fold faster convolutions on CPU)."""
     bf16: bool = False
@@ -100,8 +104,25 @@ class TrainConfig:
     """Freeze the stem and the first N blocks (fine-tuning at test resolution, as the paper did for L2)."""
     sync_bn: bool = False
     """Synchronize batch-norm statistics across ranks (SyncBatchNorm) when distributed."""
+    backend: InitVar[str | None] = None
+    """Old spelling of `loader.backend` (ns 0.2), read for one version."""
+    workers: InitVar[int | None] = None
+    """Old spelling of `loader.workers` (ns 0.2), read for one version."""
 
-    def __post_init__(self) -> None:
+    OLD_NAMES: ClassVar[dict[str, str]] = {"backend": "loader.backend", "workers": "loader.workers"}
+    """Old spellings still read in TOML, `--set` and stored configs (ns 0.2, removed in 0.4)."""
+
+    def __post_init__(self, backend: str | None, workers: int | None) -> None:
+        if backend is not None or workers is not None:
+            warnings.warn(
+                "TrainConfig(backend=, workers=) are now TrainConfig(loader=LoaderConfig(...))",
+                DeprecationWarning,
+                stacklevel=3,
+            )
+            self.loader = LoaderConfig(
+                backend=self.loader.backend if backend is None else backend,  # type: ignore[arg-type]  # checked there
+                workers=self.loader.workers if workers is None else workers,
+            )
         _positive(
             self,
             "image_size",
@@ -112,12 +133,61 @@ class TrainConfig:
             "keep_checkpoints",
         )
         _non_negative(self, "checkpoint_every", "freeze_blocks")
-        if self.workers is not None and self.workers < 0:
-            raise TrainError(f"TrainConfig.workers must be >= 0 or absent, got {self.workers}")
         if not 0 <= self.label_smoothing < 1:
             raise TrainError(f"label_smoothing must be in [0, 1), got {self.label_smoothing}")
         if self.ema_decay is not None and not 0 < self.ema_decay < 1:
             raise TrainError(f"ema_decay must be in (0, 1) or None, got {self.ema_decay}")
+
+
+@dataclass(kw_only=True, slots=True)
+class LabelConfig:
+    """A labeling job: what each labels file keeps (`topk`, `temperature`: both part of the
+    labels' identity) and how the teacher runs (`[label]` in a run config)."""
+
+    topk: int = 10
+    """Classes kept per sample (at most the teacher's number of classes)."""
+    temperature: float = 1.0
+    """Softmax temperature applied to the teacher's logits."""
+    batch_size: int = 256
+    """Images per forward pass and per loader batch (`ns label --batch-size` defaults to 128)."""
+    noised: bool = False
+    """Ablation: keep the teacher's dropout and stochastic depth on (batch norm on its running
+    statistics); the paper labels without noise."""
+    device: str = "auto"
+    """auto (cuda when present), cpu, cuda or cuda:N."""
+    bf16: bool = False
+    """bfloat16 autocast (for GPUs; labels then differ slightly from float32 ones)."""
+    channels_last: bool = True
+    """Channels-last memory format for the model and the images."""
+    loader: LoaderConfig = field(default_factory=LoaderConfig)
+    """Loader backend and workers."""
+
+    def __post_init__(self) -> None:
+        if not self.temperature > 0:
+            raise TrainError(f"label temperature must be positive, got {self.temperature}")
+        if self.topk < 1 or self.batch_size < 1:
+            raise TrainError(
+                f"label topk and batch_size must be positive, got {self.topk} and {self.batch_size}"
+            )
+
+
+def loader_with_old_keywords(
+    loader: LoaderConfig | None, keywords: dict[str, Any], function: str
+) -> LoaderConfig:
+    """`loader` (or the defaults) changed by ns 0.2's `backend=` and `workers=` keyword arguments
+    of `function`, read for one version with a DeprecationWarning; others are a TypeError."""
+    loader = loader if loader is not None else LoaderConfig()
+    if not keywords:
+        return loader
+    unknown = sorted(set(keywords) - {"backend", "workers"})
+    if unknown:
+        raise TypeError(f"{function}() got unexpected keyword arguments {', '.join(unknown)}")
+    warnings.warn(
+        f"{function}(backend=, workers=) is now {function}(loader=LoaderConfig(...))",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+    return dataclasses.replace(loader, **keywords)
 
 
 def _positive(obj: object, *names: str) -> None:
@@ -136,15 +206,48 @@ def _non_negative(obj: object, *names: str) -> None:
 
 def to_dict(config: object) -> dict[str, Any]:
     """A JSON-able dict of a config dataclass (nested dataclasses become dicts)."""
-    return dataclasses.asdict(config)  # type: ignore[call-overload]
+    return dataclasses.asdict(config)  # type: ignore[call-overload]  # any config dataclass
+
+
+def upgrade(cls: type, data: dict[str, Any], where: str = "config") -> dict[str, Any]:
+    """`data` with the old spellings of `cls`'s fields (`OLD_NAMES`, nested configs' too) moved
+    to their new names; both spellings of one field in `data` are refused. Upgrade each layer
+    of a merge (preset, file, `--set`) before merging, so a new name there does not clash."""
+    if not isinstance(data, dict) or not dataclasses.is_dataclass(cls):
+        return data
+    result = dict(data)
+    for old, new in getattr(cls, "OLD_NAMES", {}).items():
+        if old not in result:
+            continue
+        *tables, leaf = new.split(".")
+        node = result
+        for table in tables:
+            child = node.get(table)
+            child = to_dict(child) if dataclasses.is_dataclass(child) else child
+            if child is None:
+                child = {}
+            if not isinstance(child, dict):
+                raise TrainError(f"{where}.{table} must be a table, got {child!r}")
+            node[table] = node = dict(child)
+        if leaf in node:
+            raise TrainError(
+                f"{where}.{old} is the old spelling of {where}.{new}: give only {where}.{new}"
+            )
+        node[leaf] = result.pop(old)
+    hints = typing.get_type_hints(cls)
+    for item in dataclasses.fields(cls):
+        if dataclasses.is_dataclass(hints[item.name]) and isinstance(result.get(item.name), dict):
+            result[item.name] = upgrade(hints[item.name], result[item.name], f"{where}.{item.name}")
+    return result
 
 
 def from_dict(cls: type[T], data: dict[str, Any], where: str = "config") -> T:
-    """Build `cls` from a dict; an unknown key is refused naming the nearest known field."""
+    """Build `cls` from a dict; an unknown key is refused naming the nearest known field, an old
+    spelling (`OLD_NAMES`) is read as its new name."""
     hints = typing.get_type_hints(cls)
-    known = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]
+    known = {f.name for f in dataclasses.fields(cls)}  # type: ignore[arg-type]  # a config dataclass
     values: dict[str, Any] = {}
-    for key, value in data.items():
+    for key, value in upgrade(cls, data, where).items():
         if key not in known:
             near = difflib.get_close_matches(key, sorted(known), n=1)
             hint = (
@@ -187,9 +290,9 @@ def _typed(value: Any, hint: Any, where: str) -> Any:
         return tuple(
             _typed(v, t, f"{where}[{i}]") for i, (v, t) in enumerate(zip(value, items, strict=True))
         )
-    if dataclasses.is_dataclass(hint):
+    if isinstance(hint, type) and dataclasses.is_dataclass(hint):
         if isinstance(value, dict):
-            return from_dict(hint, value, where)  # type: ignore[arg-type]
+            return from_dict(hint, value, where)
         if isinstance(value, hint):
             return value
         raise TrainError(f"{where} must be a table of {hint.__name__} fields, got {value!r}")
@@ -224,4 +327,4 @@ def _kind(hint: Any) -> str:
 
 def replace(config: T, **changes: Any) -> T:
     """A copy of a config with some fields changed (validated again)."""
-    return dataclasses.replace(config, **changes)  # type: ignore[type-var]
+    return dataclasses.replace(config, **changes)  # type: ignore[type-var]  # a config dataclass

@@ -6,7 +6,7 @@ import tomllib
 from pathlib import Path
 from typing import Any, TypeVar
 
-from ns_train.config import from_dict, to_dict
+from ns_train.config import from_dict, to_dict, upgrade
 from ns_train.errors import TrainError
 
 T = TypeVar("T")
@@ -61,8 +61,9 @@ def merge(base: dict[str, Any], update: dict[str, Any]) -> dict[str, Any]:
 
 
 def resolve(cls: type[T], base: T, file: Path | None, overrides: list[str]) -> T:
-    """`base`, then the TOML file's fields, then the overrides: unknown keys name the nearest field."""
+    """`base`, then the TOML file's fields, then the overrides: unknown keys name the nearest field;
+    old spellings (`OLD_NAMES`) are read in the file and the overrides alike."""
     data = to_dict(base)
     if file is not None:
-        data = merge(data, read_toml(file))
-    return from_dict(cls, merge(data, overrides_as_dict(overrides)))
+        data = merge(data, upgrade(cls, read_toml(file)))
+    return from_dict(cls, merge(data, upgrade(cls, overrides_as_dict(overrides))))

@@ -72,14 +72,7 @@ class JobData:
     """Labeled, unlabeled and eval loaders of one job on one rank, plus the pseudo labels."""
 
     def __init__(self, config: TrainConfig, inputs: TrainInputs, runtime: Runtime) -> None:
-        common = {
-            "seed": config.seed,
-            "rank": runtime.rank,
-            "world_size": runtime.world_size,
-            "backend": config.backend,
-            "device": runtime.device,
-            "workers": config.workers,
-        }
+        common = {"seed": config.seed, "rank": runtime.rank, "world_size": runtime.world_size}
         per_rank = config.batch_size // runtime.world_size
         rank, world = runtime.rank, runtime.world_size
         self.labeled_set = ShardSet.for_rank(inputs.labeled, rank, world)
@@ -88,10 +81,11 @@ class JobData:
         except DataError as err:
             raise TrainError(str(err)) from err
         self.class_names = self.labeled_set.manifest.classes
-        self.labeled = ImageLoader(
+        self.labeled = config.loader.build(
             self.labeled_set,
             train_view(config),
             batch_size=per_rank,
+            device=runtime.device,
             shuffle=True,
             drop_last=True,
             **common,
@@ -107,7 +101,13 @@ class JobData:
             eval_set.require_labels()
             if eval_set.manifest.classes != self.class_names:
                 raise TrainError(f"{inputs.eval_set} has other classes than {inputs.labeled}")
-            self.eval = ImageLoader(eval_set, eval_view(config), batch_size=2 * per_rank, **common)
+            self.eval = config.loader.build(
+                eval_set,
+                eval_view(config),
+                batch_size=2 * per_rank,
+                device=runtime.device,
+                **common,
+            )
         self.steps_per_epoch = self._agreed_epoch(inputs, per_rank, runtime)
 
     def _agreed_epoch(self, inputs: TrainInputs, per_rank: int, runtime: Runtime) -> int:
@@ -134,7 +134,7 @@ class JobData:
         return max(1, round(sum(length[column] for length in lengths) / len(lengths)))
 
     def _open_student(
-        self, config: TrainConfig, inputs: TrainInputs, runtime: Runtime, common: dict[str, object]
+        self, config: TrainConfig, inputs: TrainInputs, runtime: Runtime, common: dict[str, int]
     ) -> None:
         per_rank = config.batch_size // runtime.world_size
         if inputs.pseudo_labels is None:
@@ -151,14 +151,15 @@ class JobData:
             )
         self.pseudo.rows_of(unlabeled_set.table.sample_id)  # every sample has one, known now
         copies = load_plan(inputs.plan, unlabeled_set.total_samples) if inputs.plan else None
-        self.unlabeled = ImageLoader(
+        self.unlabeled = config.loader.build(
             unlabeled_set,
             train_view(config),
             batch_size=per_rank * config.unlabeled_ratio,
+            device=runtime.device,
             shuffle=True,
             drop_last=True,
             copies=copies,
-            **common,  # type: ignore[arg-type]
+            **common,
         )
         self.paired = PairedLoader(self.labeled, self.unlabeled, ratio=config.unlabeled_ratio)
 
@@ -173,7 +174,7 @@ class JobData:
                     yield pair.labeled, pair.unlabeled
 
     def state_dict(self) -> dict[str, LoaderState]:
-        """The loaders' positions (and DALI random states), for exact resume."""
+        """The loaders' positions, for exact resume (their augmentation draws follow from them)."""
         if self.paired is not None:
             return self.paired.state_dict()
         return {"labeled": self.labeled.state_dict()}

@@ -4,16 +4,21 @@ One labels file per source shard, renamed into place when complete: a rerun skip
 so a killed job loses at most the shards in flight. Under torchrun each rank labels its own shards.
 The teacher's batches never cross a shard boundary, so a shard's bytes do not depend on which other
 shards a job labels: resumed, distributed and uninterrupted jobs write identical files.
+
+    summary = label(teacher, Path("shards/unlabeled"), Path("labels"), LabelConfig(topk=5))
 """
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -29,7 +34,7 @@ from ns_data.labels.store import (
     read_top1,
     write_shard_labels,
 )
-from ns_data.loading.loader import ImageLoader
+from ns_data.loading.config import LoaderConfig
 from ns_data.loading.views import View
 from ns_data.shards.manifest import Manifest
 from ns_data.shards.reader import ShardSet
@@ -43,6 +48,7 @@ from ns_models import (
     teacher_mode,
 )
 from ns_models.checkpoint import open_checkpoint
+from ns_train.config import LabelConfig
 from ns_train.errors import TrainError
 from ns_train.plots import plot_pseudo_labels
 from ns_train.progress import job_progress
@@ -52,6 +58,32 @@ SUMMARY_FILE = "summary.json"
 PLOT_FILE = "pseudo_labels.png"
 
 Predict = Callable[[torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+
+
+_LABEL_KEYWORDS = frozenset(f.name for f in dataclasses.fields(LabelConfig)) - {"loader"}
+_LOADER_KEYWORDS = frozenset(f.name for f in dataclasses.fields(LoaderConfig))
+
+
+def _with_old_keywords(config: LabelConfig | None, keywords: dict[str, Any]) -> LabelConfig:
+    """`config` changed by the keyword arguments of ns 0.2's `label()` (`topk=`, `backend=`, ...),
+    read for one version with a DeprecationWarning; without `config`, 0.2's defaults (a batch of
+    128) are where they start."""
+    if not keywords:
+        return config if config is not None else LabelConfig()
+    config = config if config is not None else LabelConfig(batch_size=128)
+    unknown = sorted(set(keywords) - _LABEL_KEYWORDS - _LOADER_KEYWORDS)
+    if unknown:
+        raise TypeError(f"label() got unexpected keyword arguments {', '.join(unknown)}")
+    warnings.warn(
+        "label(..., topk=, backend=, ...) is now label(..., LabelConfig(...))",
+        DeprecationWarning,
+        stacklevel=3,
+    )
+    loader = {k: v for k, v in keywords.items() if k in _LOADER_KEYWORDS}
+    changes = {k: v for k, v in keywords.items() if k in _LABEL_KEYWORDS}
+    if loader:
+        changes["loader"] = dataclasses.replace(config.loader, **loader)
+    return dataclasses.replace(config, **changes)
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,18 +118,11 @@ def label(
     teacher: Path,
     shards: Path,
     out_dir: Path,
+    config: LabelConfig | None = None,
     *,
-    topk: int = 10,
-    temperature: float = 1.0,
-    batch_size: int = 128,
-    backend: str = "auto",
-    device: str = "auto",
-    workers: int | None = None,
-    bf16: bool = False,
-    channels_last: bool = True,
     overwrite: bool = False,
-    noised: bool = False,
     show_progress: bool = True,
+    **old_keywords: Any,
 ) -> LabelSummary:
     """Label every sample of `shards` with the teacher checkpoint; write files under `out_dir`.
 
@@ -106,23 +131,18 @@ def label(
             the eval view (resize + center crop) at the checkpoint's image size.
         shards: the unlabeled shard set.
         out_dir: one labels file per shard, `summary.json` and `pseudo_labels.png`.
-        topk: classes kept per sample (at most the number of classes).
-        temperature: softmax temperature applied to the logits.
-        batch_size: images per forward pass and per loader batch.
-        backend, device, workers: loader backend, device and loader workers (see ImageLoader).
-        bf16: bfloat16 autocast (for GPUs; labels then differ slightly from float32 ones).
-        channels_last: channels-last memory format for the model and images.
+        config: top-k, temperature, batch size, noise, device, precision and loader (None: the
+            defaults).
         overwrite: delete labels already in `out_dir` instead of refusing another teacher's.
-        noised: ablation: keep the teacher's dropout and stochastic depth on (batch norm on its
-            running statistics); the paper labels without noise.
         show_progress: progress bar with images/s and ETA on rank 0.
+        old_keywords: ns 0.2's keyword arguments (`topk=`, `backend=`, `workers=`, ...: the
+            fields of `LabelConfig` and `LoaderConfig`), read for one version.
     """
-    if temperature <= 0:
-        raise TrainError(f"--temperature must be positive, got {temperature}")
-    if topk < 1 or batch_size < 1:
-        raise TrainError(f"--topk and --batch-size must be positive, got {topk} and {batch_size}")
+    config = _with_old_keywords(config, old_keywords)
+    topk, temperature, batch_size = config.topk, config.temperature, config.batch_size
+    channels_last = config.channels_last
     with ExitStack() as stack:
-        runtime = start(device)
+        runtime = start(config.device)
         stack.callback(stop, runtime)
         model, meta = load_checkpoint(teacher)
         manifest = Manifest.load(shards)
@@ -137,20 +157,18 @@ def label(
         out_dir = Path(out_dir)
         stack.enter_context(hold_output_lock(out_dir, holder=runtime.is_main))
         _prepare(out_dir, manifest, shards, info, overwrite, runtime)
-        speed = SpeedConfig(channels_last=channels_last, bf16=bf16)
+        speed = SpeedConfig(channels_last=channels_last, bf16=config.bf16)
         model = apply_speed_knobs(model.to(runtime.device), speed)
         mine = range(runtime.rank, len(manifest.shards), runtime.world_size)
         todo = [i for i in mine if not labels_file(out_dir, manifest.shards[i].tar).exists()]
         started, labeled = time.perf_counter(), 0
         if todo:
             data = ShardSet(shards, shards=todo)
-            loader = ImageLoader(
+            loader = config.loader.build(
                 data,
                 View(image_size=meta.image_size, channels_last=channels_last),
                 batch_size=batch_size,
-                backend=backend,  # type: ignore[arg-type]
                 device=runtime.device,
-                workers=workers,
             )
 
             @torch.inference_mode()
@@ -165,7 +183,7 @@ def label(
             writer = _ShardWriter(data, out_dir, info, predict, batch_size)
             with (
                 job_progress(enabled=show_progress and runtime.is_main) as progress,
-                (_noised_mode if noised else teacher_mode)(model),
+                (_noised_mode if config.noised else teacher_mode)(model),
             ):
                 task = progress.add_task("label", total=len(data), info="")
                 for batch in loader:
@@ -317,7 +335,7 @@ def _summary(
         plot_pseudo_labels(
             confidence[readable], top_class[readable], teacher.class_names, out_dir / PLOT_FILE
         )
-        result[0] = LabelSummary(
+        summary = LabelSummary(
             samples=len(top_class),
             shards_labeled=int(shards_labeled),
             shards_skipped=int(shards_skipped),
@@ -330,7 +348,8 @@ def _summary(
             ).tolist(),
             images_per_second=labeled / max(float(seconds), 1e-9),
         )
-        write_json(out_dir / SUMMARY_FILE, {**result[0].to_dict(), "teacher": asdict(teacher)})
+        result[0] = summary
+        write_json(out_dir / SUMMARY_FILE, {**summary.to_dict(), "teacher": asdict(teacher)})
     if runtime.distributed:
         dist.broadcast_object_list(result, src=0)
     assert result[0] is not None

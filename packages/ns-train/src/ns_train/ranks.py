@@ -31,18 +31,18 @@ def broadcast(runtime: Runtime, value: T) -> T:
     """Rank 0's `value`, on every rank."""
     if not runtime.distributed:
         return value
-    box: list[object] = [value]
+    box = [value]
     dist.broadcast_object_list(box, src=0)
-    return box[0]  # type: ignore[return-value]
+    return box[0]
 
 
 def gather(runtime: Runtime, value: T) -> list[T]:
     """Every rank's `value`, in rank order, on every rank."""
     if not runtime.distributed:
         return [value]
-    values: list[object] = [None] * runtime.world_size
+    values = [value] * runtime.world_size  # placeholders: every one is replaced
     dist.all_gather_object(values, value)
-    return values  # type: ignore[return-value]
+    return values
 
 
 def any_signal(runtime: Runtime, signum: int | None) -> int | None:
@@ -65,7 +65,9 @@ def _control_group() -> dist.ProcessGroup | None:
     if dist.get_backend() == "gloo":
         return None
     if not _CONTROL:
-        _CONTROL.append(dist.new_group(backend="gloo", timeout=collective_timeout()))
+        group = dist.new_group(backend="gloo", timeout=collective_timeout())
+        assert isinstance(group, dist.ProcessGroup)  # every rank is in a group of all ranks
+        _CONTROL.append(group)
     return _CONTROL[0]
 
 
@@ -90,4 +92,4 @@ def on_main(runtime: Runtime, work: Callable[[], T]) -> T:
     ok, value = broadcast(runtime, outcome)
     if not ok:
         raise TrainError(f"rank 0 failed: {value}")
-    return value  # type: ignore[return-value]
+    return value  # type: ignore[return-value]  # ok: value is rank 0's work() result

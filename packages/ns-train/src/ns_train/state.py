@@ -10,7 +10,6 @@ written under a temporary name and renamed, and only the newest `keep` are kept.
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +18,7 @@ from typing import Any
 import torch
 from safetensors.torch import load_file, save_file
 
-from ns_data.atomic import naming_path
+from ns_data.atomic import atomic_path
 from ns_train.errors import TrainError
 
 STATE_DIR = "state"
@@ -104,24 +103,16 @@ def save_snapshot(out_dir: Path, snapshot: Snapshot, keep: int) -> Path:
     root = Path(out_dir) / STATE_DIR
     root.mkdir(parents=True, exist_ok=True)
     final = root / f"{_PREFIX}{snapshot.step:08d}"
-    tmp = root / f".{final.name}.tmp-{os.getpid()}"
-    for left in root.glob(f".{_PREFIX}*.tmp-*"):  # of a killed writer (one job per folder: locked)
-        shutil.rmtree(left, ignore_errors=True)
-    try:
-        with naming_path(tmp):
-            _write_snapshot(tmp, snapshot)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)  # a full disk: the older snapshots stay whole
-        raise
-    shutil.rmtree(final, ignore_errors=True)
-    os.replace(tmp, final)
+    # A full disk leaves the older snapshots whole; killed writers' temporaries of any step go
+    # first (one job per folder: it is locked).
+    with atomic_path(final, folder=True, sweep=f".{_PREFIX}*.tmp-*") as tmp:
+        _write_snapshot(tmp, snapshot)
     for old in sorted(root.glob(f"{_PREFIX}*"))[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
     return final
 
 
 def _write_snapshot(tmp: Path, snapshot: Snapshot) -> None:
-    tmp.mkdir()
     save_file(_cpu(snapshot.model), str(tmp / "model.safetensors"))
     if snapshot.ema is not None:
         save_file(_cpu(snapshot.ema), str(tmp / "ema.safetensors"))

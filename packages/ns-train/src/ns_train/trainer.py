@@ -10,7 +10,6 @@ are evaluated, plotted and saved as the checkpoint that labels the next round. S
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import math
 import signal
@@ -30,6 +29,9 @@ from ns_data.job_lock import hold_output_lock
 from ns_data.loading.loader import Batch
 from ns_models import (
     CheckpointConfig,
+    ModelNoise,
+    SpeedConfig,
+    autocast,
     build_model,
     check_name,
     default_noise,
@@ -38,7 +40,6 @@ from ns_models import (
     save_checkpoint,
     student_mode,
 )
-from ns_models import NoiseConfig as ModelNoise
 from ns_train.config import TrainConfig, to_dict
 from ns_train.data import JobData, TrainInputs
 from ns_train.errors import TrainError
@@ -147,15 +148,17 @@ class Job:
         if config.sync_bn and runtime.distributed:
             self.model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
         memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
-        self.model.to(runtime.device, memory_format=memory_format)
+        self.model.to(runtime.device, memory_format=memory_format)  # type: ignore[call-overload]  # torch stubs lack (device, memory_format=)
         self.ema = (
             ModelEmaV3(self.model, decay=config.ema_decay, use_warmup=True)
             if config.ema_decay
             else None
         )
         self.step_model: torch.nn.Module = (
-            torch.compile(self.model) if config.compile else self.model
-        )  # type: ignore[assignment]
+            torch.compile(self.model)  # type: ignore[assignment]  # an OptimizedModule, an nn.Module
+            if config.compile
+            else self.model
+        )
         if runtime.distributed:
             self.step_model = DistributedDataParallel(self.step_model)
         images_per_step = config.batch_size * (
@@ -283,12 +286,7 @@ class Job:
     def train_step(self, labeled: Batch, unlabeled: Batch | None) -> dict[str, torch.Tensor]:
         """One optimizer step; returns this rank's loss and its parts, as tensors on the device
         (reading them here would make the host wait for the GPU every step)."""
-        autocast = (
-            torch.autocast(self.runtime.device.type, dtype=torch.bfloat16)
-            if self.config.bf16
-            else contextlib.nullcontext()
-        )
-        with autocast:
+        with autocast(SpeedConfig(bf16=self.config.bf16), self.runtime.device):
             parts = _loss(self.step_model, labeled, unlabeled, self.data, self.config)
         self.optimizer.zero_grad(set_to_none=True)
         parts["loss"].backward()
@@ -385,11 +383,11 @@ class Job:
     def _finished_result(self) -> TrainResult:
         checkpoint = self.out_dir / CHECKPOINT_DIR
         _, meta = load_checkpoint(checkpoint)
-        done = meta.extra.get("eval")
+        done, steps = meta.extra.get("eval"), meta.extra.get("steps", 0)
         return TrainResult(
             checkpoint,
-            EvalResult(**done) if done else None,
-            int(meta.extra.get("steps", 0)),
+            EvalResult(**done) if isinstance(done, dict) else None,
+            steps if isinstance(steps, int) else 0,
             0.0,
             0.0,
         )

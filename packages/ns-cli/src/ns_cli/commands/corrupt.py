@@ -8,7 +8,7 @@ from typing import Annotated, cast
 import typer
 from rich.console import Console
 
-from ns_cli.errors import run_reporting_errors
+from ns_cli.options import LimitPerClass, Quiet, Workers
 
 
 def corrupt_command(
@@ -29,9 +29,7 @@ def corrupt_command(
         typer.Option("--severity", help="A severity from 1 to 5 (repeatable; default: all five)."),
     ] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of every image's corruption.")] = 0,
-    workers: Annotated[
-        int | None, typer.Option("--workers", help="Worker processes (default: usable cores).")
-    ] = None,
+    workers: Workers = None,
     layout: Annotated[
         str,
         typer.Option(
@@ -40,11 +38,9 @@ def corrupt_command(
             "folders, OUT/<corruption>/<severity>/<class>/<key>.JPEG.",
         ),
     ] = "shards",
-    limit_per_class: Annotated[
-        int | None,
-        typer.Option("--limit-per-class", help="Corrupt only the first N images of each class."),
-    ] = None,
+    limit_per_class: LimitPerClass = None,
     quality: Annotated[int, typer.Option("--quality", help="JPEG quality of the output.")] = 90,
+    quiet: Quiet = False,
 ) -> None:
     """Write corrupted copies of DATA in OUT, one per corruption and severity (ImageNet-C style).
 
@@ -79,14 +75,14 @@ def corrupt_command(
             layout=cast(Layout, layout),
             quality=quality,
             limit_per_class=limit_per_class,
-            progress=True,
+            progress=not quiet,
         )
-        Console(highlight=False, soft_wrap=True).print(
+        Console(highlight=False, soft_wrap=True, markup=False, emoji=False).print(
             f"{report.units_written} units written, {report.units_skipped} already done, "
             f"{report.images:,} images in {report.seconds:.1f} s: {report.out}"
         )
 
-    run_reporting_errors(run)
+    run()
 
 
 def register(app: typer.Typer) -> None:

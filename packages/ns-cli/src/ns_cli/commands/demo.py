@@ -9,8 +9,7 @@ import typer
 from rich.markdown import Markdown
 
 from ns_cli.console import report_console
-from ns_cli.errors import run_reporting_errors
-from ns_cli.options import Seed
+from ns_cli.options import Quiet, Seed
 
 
 def demo_command(
@@ -19,7 +18,7 @@ def demo_command(
     force: Annotated[
         bool, typer.Option("--force", help="Continue a run directory made by another config.")
     ] = False,
-    quiet: Annotated[bool, typer.Option("--quiet", help="No progress bars.")] = False,
+    quiet: Quiet = False,
 ) -> None:
     """Noisy Student on handwritten digits: does the student beat its teacher, does noise help?
 
@@ -46,7 +45,7 @@ def demo_command(
             console.print(f"{'[green]✓' if holds else '[red]✗'}[/] {statement}")
         console.print(f"{result.seconds / 60:.1f} minutes of steps; report: {out / 'report.md'}")
 
-    run_reporting_errors(main)
+    main()
 
 
 def register(app: typer.Typer) -> None:

@@ -3,18 +3,27 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.console import Console
 
-from ns_cli.errors import run_reporting_errors
-from ns_cli.options import Backend, Device
+from ns_cli.options import (
+    AsJson,
+    Backend,
+    BatchSize,
+    Checkpoint,
+    Device,
+    LimitPerClass,
+    LoaderWorkers,
+    Quiet,
+)
 
 
 def eval_command(
-    checkpoint: Annotated[Path, typer.Option("--checkpoint", help="Checkpoint folder.")],
+    checkpoint: Checkpoint,
     data: Annotated[
         Path,
         typer.Option(
@@ -41,17 +50,13 @@ def eval_command(
             help="imagenet-c/-p: normalize by another model's imagenet-c.json / imagenet-p.json.",
         ),
     ] = None,
-    limit_per_class: Annotated[
-        int | None,
-        typer.Option("--limit-per-class", help="Image folders: the first N images of each class."),
-    ] = None,
-    batch_size: Annotated[int, typer.Option("--batch-size", help="Images per batch.")] = 128,
-    workers: Annotated[
-        int | None, typer.Option("--workers", help="Loader workers (default: CPUs, at most 8).")
-    ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
+    limit_per_class: LimitPerClass = None,
+    batch_size: BatchSize = 128,
+    workers: LoaderWorkers = None,
+    as_json: AsJson = False,
     backend: Backend = "auto",
     device: Device = "auto",
+    quiet: Quiet = False,
 ) -> None:
     """Evaluate a checkpoint (EMA weights, no noise, center crop at its resolution).
 
@@ -66,7 +71,9 @@ def eval_command(
 
     Example: ns eval --checkpoint CKPT --suite imagenet-p --data val-p/ --out OUT
     """
-    common = {"batch_size": batch_size, "backend": backend, "device": device, "workers": workers}
+    from ns_data.loading.config import LoaderConfig
+
+    loader = LoaderConfig(backend=backend, workers=workers)  # type: ignore[arg-type]  # checked there
 
     def run() -> None:
         from ns_train.errors import TrainError
@@ -75,7 +82,12 @@ def eval_command(
             from ns_train.evaluation.report import evaluate_checkpoint, write_eval_report
 
             report = evaluate_checkpoint(
-                checkpoint, data, limit_per_class=limit_per_class, **common
+                checkpoint,
+                data,
+                limit_per_class=limit_per_class,
+                batch_size=batch_size,
+                loader=loader,
+                device=device,
             )
             written = write_eval_report(report, out) if out is not None else []
             _print(report.to_dict(), report.summary_line(), written, as_json)
@@ -83,7 +95,13 @@ def eval_command(
             from ns_train.evaluation.suites import evaluate_imagenet_a
 
             report = evaluate_imagenet_a(
-                checkpoint, data, out, limit_per_class=limit_per_class, **common
+                checkpoint,
+                data,
+                out,
+                limit_per_class=limit_per_class,
+                batch_size=batch_size,
+                loader=loader,
+                device=device,
             )
             _print(
                 report.to_dict(),
@@ -104,9 +122,11 @@ def eval_command(
                 clean=clean,
                 baseline=baseline,
                 limit_per_class=limit_per_class,
-                show_progress=True,
+                show_progress=not quiet,
                 notify=lambda line: console.print(f"[dim]{line}[/]"),
-                **common,
+                batch_size=batch_size,
+                loader=loader,
+                device=device,
             )
             text = (out / IMAGENET_C_MD).read_text()
             _print(result.summary.to_dict(), text.rstrip(), [out], as_json)
@@ -116,7 +136,7 @@ def eval_command(
             if out is None:
                 raise TrainError("--suite imagenet-p needs --out DIR (results are kept per unit)")
             console = Console(stderr=True, highlight=False)
-            result = evaluate_imagenet_p(
+            perturbation = evaluate_imagenet_p(
                 checkpoint,
                 data,
                 out,
@@ -124,24 +144,24 @@ def eval_command(
                 limit_per_class=limit_per_class,
                 batch_size=batch_size,
                 device=device,
-                show_progress=True,
+                show_progress=not quiet,
                 notify=lambda line: console.print(f"[dim]{line}[/]"),
             )
             text = (out / IMAGENET_P_MD).read_text()
             values = {
-                "flip_probability": result.flip_probability,
-                "top5_distance": result.top5_distance,
-                "mfr": result.mfr,
-                "mean_top5_distance": result.mean_top5_distance,
+                "flip_probability": perturbation.flip_probability,
+                "top5_distance": perturbation.top5_distance,
+                "mfr": perturbation.mfr,
+                "mean_top5_distance": perturbation.mean_top5_distance,
             }
             _print(values, text.rstrip(), [out], as_json)
         else:
             raise TrainError(f"unknown suite {suite!r}: use imagenet-c, imagenet-a or imagenet-p")
 
-    run_reporting_errors(run)
+    run()
 
 
-def _print(values: dict[str, object], text: str, written: list[Path], as_json: bool) -> None:
+def _print(values: Mapping[str, object], text: str, written: list[Path], as_json: bool) -> None:
     if as_json:
         typer.echo(json.dumps(values))
         return

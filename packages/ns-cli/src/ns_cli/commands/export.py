@@ -8,8 +8,6 @@ from typing import Annotated
 
 import typer
 
-from ns_cli.errors import run_reporting_errors
-
 
 class Format(StrEnum):
     """What `ns export` writes."""
@@ -46,7 +44,7 @@ def export_command(
         for path in export_checkpoint(checkpoint, out, fmt.value, overwrite=overwrite):
             typer.echo(f"wrote {path}")
 
-    run_reporting_errors(run)
+    run()
 
 
 def register(app: typer.Typer) -> None:

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from ns_cli.errors import run_reporting_errors
+from ns_cli.options import AsJson
 from ns_data.errors import DataError
 from ns_data.shards.manifest import MANIFEST_NAME
 
@@ -62,8 +62,9 @@ def describe_checkpoint(path: Path) -> Description:
     else:
         cfg = timm_config.get("pretrained_cfg", timm_config)
         assert isinstance(cfg, dict)
-        names = timm_config.get("label_names") or cfg.get("label_names") or []
-        shown = ", ".join(map(str, list(names)[:10])) + (", ..." if len(names) > 10 else "")
+        labels = timm_config.get("label_names") or cfg.get("label_names")
+        names = list(labels) if isinstance(labels, list | tuple) else []
+        shown = ", ".join(map(str, names[:10])) + (", ..." if len(names) > 10 else "")
         keys = ("input_size", "crop_pct", "crop_mode", "interpolation", "mean", "std")
         lines += [
             f"timm: architecture {timm_config['architecture']}, num_classes "
@@ -71,7 +72,7 @@ def describe_checkpoint(path: Path) -> Description:
             "timm pretrained_cfg: " + ", ".join(f"{k} {cfg[k]}" for k in keys if k in cfg),
             f'load in timm: timm.create_model("local-dir:{folder.path}", pretrained=True)',
         ]
-    data = {
+    data: dict[str, object] = {
         "kind": "checkpoint",
         "path": str(folder.path),
         "layout": folder.layout,
@@ -120,9 +121,7 @@ def info_command(
     model: Annotated[
         str | None, typer.Option("--model", help="Print the card of this model instead.")
     ] = None,
-    as_json: Annotated[
-        bool, typer.Option("--json", help="Print one JSON object (for scripts) instead of lines.")
-    ] = False,
+    as_json: AsJson = False,
 ) -> None:
     """Summarize a shard set, a pseudo-label folder, a checkpoint, or (--model) a model card.
 
@@ -147,7 +146,7 @@ def info_command(
             for line in lines:
                 typer.echo(line)
 
-    run_reporting_errors(run)
+    run()
 
 
 def register(app: typer.Typer) -> None:

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 
-from ns_cli.errors import run_reporting_errors
+from ns_cli.options import LimitPerClass, Workers
 
 
 def perturb_command(
@@ -25,13 +25,8 @@ def perturb_command(
         ),
     ] = None,
     seed: Annotated[int, typer.Option("--seed", help="Seed of the noise sequences.")] = 0,
-    limit_per_class: Annotated[
-        int | None,
-        typer.Option("--limit-per-class", help="Only the first N images of each class."),
-    ] = None,
-    workers: Annotated[
-        int | None, typer.Option("--workers", help="Worker processes (default: usable cores).")
-    ] = None,
+    limit_per_class: LimitPerClass = None,
+    workers: Workers = None,
 ) -> None:
     """Write one short video per image and perturbation (frame 0 the clean image), in the
     released ImageNet-P layout that `ns eval --suite imagenet-p` reads.
@@ -52,12 +47,12 @@ def perturb_command(
             limit_per_class=limit_per_class,
             workers=workers,
         )
-        Console(highlight=False, soft_wrap=True).print(
+        Console(highlight=False, soft_wrap=True, markup=False, emoji=False).print(
             f"{report.written} perturbations written, {report.skipped} already done, "
             f"{report.sequences:,} sequences in {report.seconds:.1f} s: {report.out}"
         )
 
-    run_reporting_errors(run)
+    run()
 
 
 def register(app: typer.Typer) -> None:

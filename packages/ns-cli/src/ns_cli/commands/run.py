@@ -11,14 +11,16 @@ from rich.markup import escape
 from rich.table import Table
 
 from ns_cli.console import report_console
-from ns_cli.errors import run_reporting_errors
-from ns_cli.options import Quiet
+from ns_cli.options import Overrides, Quiet
 
 
 def run_command(
     config_file: Annotated[
         Path | None,
-        typer.Argument(help='Run config (TOML); `preset = "NAME"` in it starts from a preset.'),
+        typer.Argument(
+            metavar="CONFIG",
+            help='Run config (TOML); `preset = "NAME"` in it starts from a preset.',
+        ),
     ] = None,
     preset_name: Annotated[
         str | None, typer.Option("--preset", help="Start from this preset (see --list-presets).")
@@ -27,10 +29,7 @@ def run_command(
         Path | None,
         typer.Option("--out", help="Run directory (default: runs/<preset or config name>)."),
     ] = None,
-    overrides: Annotated[
-        list[str] | None,
-        typer.Option("--set", help="Change one field, e.g. --set student.epochs=5 (repeatable)."),
-    ] = None,
+    overrides: Overrides = None,
     labeled: Annotated[
         Path | None,
         typer.Option("--labeled", help="Labeled images: a folder of class folders or a shard set."),
@@ -122,7 +121,7 @@ def run_command(
         if is_main_process():  # under torchrun, rank 0 alone shows the report
             console.print(Markdown(report_markdown(RunLayout(run_dir))))
 
-    run_reporting_errors(main)
+    main()
 
 
 def register(app: typer.Typer) -> None:

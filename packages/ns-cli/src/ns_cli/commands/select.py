@@ -8,15 +8,14 @@ from typing import Annotated
 
 import typer
 
-from ns_cli.errors import run_reporting_errors
-from ns_cli.options import AsJson
+from ns_cli.options import AsJson, Labeled, PseudoLabels, Unlabeled, old_spelling, renamed
 
 
 def select_command(
-    labels: Annotated[Path, typer.Option("--labels", help="Pseudo-label folder (`ns label`).")],
-    labeled: Annotated[Path, typer.Option("--labeled", help="Labeled shard set.")],
-    unlabeled: Annotated[Path, typer.Option("--unlabeled", help="Unlabeled shard set.")],
+    labeled: Labeled,
+    unlabeled: Unlabeled,
     out: Annotated[Path, typer.Option("--out", help="Folder for plan.npy and its summary.")],
+    pseudo_labels: PseudoLabels = None,
     threshold: Annotated[
         float | None,
         typer.Option(
@@ -32,31 +31,29 @@ def select_command(
         ),
     ] = None,
     as_json: AsJson = False,
+    labels: Annotated[Path | None, old_spelling("--labels")] = None,
 ) -> None:
     """Keep the most confident pseudo labels per class, duplicate small classes: write plan.npy.
 
     The paper kept 130K images per class on ImageNet (--per-class 130000, --threshold 0.3).
 
-    Example: ns select --labels runs/labels --labeled shards/train --unlabeled shards/unlabeled --out runs/plan
+    Example: ns select --pseudo-labels runs/labels --labeled shards/train --unlabeled shards/unlabeled --out runs/plan
     """
+    from ns_data.labels.selection import DEFAULT_THRESHOLD
+    from ns_train.selection_plan import make_plan
 
-    def run() -> None:
-        from ns_data.labels.selection import DEFAULT_THRESHOLD
-        from ns_train.selection_plan import make_plan
-
-        cut = DEFAULT_THRESHOLD if threshold is None else threshold
-        summary = make_plan(labels, labeled, unlabeled, out, threshold=cut, per_class=per_class)
-        t = summary.selection.totals
-        if as_json:
-            typer.echo(json.dumps({"plan": str(summary.plan), "threshold": cut, **t}))
-            return
-        typer.echo(
-            f"{summary.plan}: {t['rows']} images → {t['kept']} kept ({t['duplicates']} extra "
-            f"copies, {t['copies']} per epoch), dropped {t['below']} under {cut:g} and "
-            f"{t['dropped']} over their class target"
-        )
-
-    run_reporting_errors(run)
+    folder = renamed(pseudo_labels, labels, "--pseudo-labels", "--labels", required=True)
+    cut = DEFAULT_THRESHOLD if threshold is None else threshold
+    summary = make_plan(folder, labeled, unlabeled, out, threshold=cut, per_class=per_class)
+    t = summary.selection.totals
+    if as_json:
+        typer.echo(json.dumps({"plan": str(summary.plan), "threshold": cut, **t}))
+        return
+    typer.echo(
+        f"{summary.plan}: {t['rows']} images → {t['kept']} kept ({t['duplicates']} extra "
+        f"copies, {t['copies']} per epoch), dropped {t['below']} under {cut:g} and "
+        f"{t['dropped']} over their class target"
+    )
 
 
 def register(app: typer.Typer) -> None:

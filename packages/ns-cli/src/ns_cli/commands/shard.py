@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, cast
 import typer
 from rich.console import Console
 
-from ns_cli.errors import run_reporting_errors
+from ns_cli.options import Quiet
 from ns_data.errors import DataError
 
 if TYPE_CHECKING:
@@ -72,6 +72,7 @@ def shard(
             "and list it in OUT/rejected.jsonl).",
         ),
     ] = False,
+    quiet: Quiet = False,
 ) -> None:
     """Build a WebDataset shard set (tars, DALI indexes, manifest.json) from SOURCE in OUT.
 
@@ -91,44 +92,41 @@ def shard(
         ns shard wds-shards/ shards/resharded --strict
     """
 
-    def run() -> None:
-        from ns_data.ingest.pipeline import ShardConfig, shard_images
-        from ns_data.shards.describe import describe_shard_set
-        from ns_data.shards.output_dir import REJECTED_NAME
+    from ns_data.ingest.pipeline import ShardConfig, shard_images
+    from ns_data.shards.describe import describe_shard_set
+    from ns_data.shards.output_dir import REJECTED_NAME
 
-        config = ShardConfig(
-            prefix=prefix,
-            kind=cast("SourceKind", kind),
-            classes_file=classes,
-            max_count=max_count,
-            max_bytes=parse_bytes(max_bytes),
-            max_side=max_side,
-            quality=quality,
-            verify=cast("Verify", verify),
-            workers=workers,
-            overwrite=overwrite,
-            strict=strict,
-        )
-        report = shard_images(source, out, config, progress=True)
-        console = Console(highlight=False, soft_wrap=True)
-        for line in describe_shard_set(out).lines():
-            console.print(line)
-        if report.rejected:
-            console.print(f"{report.rejected:,} files rejected: see {out}/{REJECTED_NAME}")
-        if report.damaged:
-            names = ", ".join(report.damaged[:3]) + (", ..." if len(report.damaged) > 3 else "")
-            console.print(
-                f"{len(report.damaged):,} damaged source tars ({names}): their samples before "
-                f"the damage were kept; see {out}/{REJECTED_NAME} (--strict stops instead)"
-            )
-        samples = report.manifest.num_samples
+    config = ShardConfig(
+        prefix=prefix,
+        kind=cast("SourceKind", kind),
+        classes_file=classes,
+        max_count=max_count,
+        max_bytes=parse_bytes(max_bytes),
+        max_side=max_side,
+        quality=quality,
+        verify=cast("Verify", verify),
+        workers=workers,
+        overwrite=overwrite,
+        strict=strict,
+    )
+    report = shard_images(source, out, config, progress=not quiet)
+    console = Console(highlight=False, soft_wrap=True, markup=False, emoji=False)
+    for line in describe_shard_set(out).lines():
+        console.print(line)
+    if report.rejected:
+        console.print(f"{report.rejected:,} files rejected: see {out}/{REJECTED_NAME}")
+    if report.damaged:
+        names = ", ".join(report.damaged[:3]) + (", ..." if len(report.damaged) > 3 else "")
         console.print(
-            f"{report.shards_written} shards written, {report.shards_reused} reused, "
-            f"{report.seconds:.1f} s ({samples / report.seconds:,.0f} img/s, "
-            f"{report.bytes_read / 1e6 / report.seconds:,.1f} MB/s read)"
+            f"{len(report.damaged):,} damaged source tars ({names}): their samples before "
+            f"the damage were kept; see {out}/{REJECTED_NAME} (--strict stops instead)"
         )
-
-    run_reporting_errors(run)
+    samples = report.manifest.num_samples
+    console.print(
+        f"{report.shards_written} shards written, {report.shards_reused} reused, "
+        f"{report.seconds:.1f} s ({samples / report.seconds:,.0f} img/s, "
+        f"{report.bytes_read / 1e6 / report.seconds:,.1f} MB/s read)"
+    )
 
 
 def register(app: typer.Typer) -> None:

@@ -10,7 +10,6 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from ns_cli.errors import run_reporting_errors
 from ns_cli.options import AsJson
 
 _STYLE = {"done": "green", "partial": "yellow", "pending": "dim"}
@@ -49,7 +48,7 @@ def status_command(
             table.add_row(str(step.iteration), step.step, f"[{style}]{step.state}[/]", step.detail)
         Console().print(table)
 
-    run_reporting_errors(main)
+    main()
 
 
 def register(app: typer.Typer) -> None:

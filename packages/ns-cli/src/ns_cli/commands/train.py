@@ -2,38 +2,41 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from ns_cli.errors import run_reporting_errors
-from ns_cli.options import Quiet
+from ns_cli.options import (
+    AsJson,
+    Labeled,
+    OptionalUnlabeled,
+    Overrides,
+    PseudoLabels,
+    Quiet,
+    old_spelling,
+    renamed,
+)
 
 
 def train_command(
-    labeled: Annotated[
-        Path, typer.Option("--labeled", help="Labeled shard set (from `ns shard`).")
-    ],
+    labeled: Labeled,
     out: Annotated[
         Path, typer.Option("--out", help="Job folder: checkpoint/, state/, metrics.jsonl, plots.")
     ],
-    config: Annotated[
-        Path | None, typer.Option("--config", help="TOML file of TrainConfig fields.")
+    config_file: Annotated[
+        Path | None,
+        typer.Argument(
+            metavar="CONFIG", help="TOML file of TrainConfig fields.", show_default=False
+        ),
     ] = None,
-    overrides: Annotated[
-        list[str] | None,
-        typer.Option("--set", help="Override a field: --set epochs=30 --set optim.name=sgd."),
-    ] = None,
+    overrides: Overrides = None,
     eval_set: Annotated[
         Path | None, typer.Option("--eval", help="Labeled set evaluated during training.")
     ] = None,
-    unlabeled: Annotated[
-        Path | None, typer.Option("--unlabeled", help="Student: the unlabeled shard set.")
-    ] = None,
-    pseudo_labels: Annotated[
-        Path | None, typer.Option("--pseudo-labels", help="Student: `ns label` output.")
-    ] = None,
+    unlabeled: OptionalUnlabeled = None,
+    pseudo_labels: PseudoLabels = None,
     plan: Annotated[
         Path | None, typer.Option("--plan", help="Student: selection plan (plan.npy).")
     ] = None,
@@ -44,6 +47,8 @@ def train_command(
         bool, typer.Option("--resume", help="Continue the job in --out exactly.")
     ] = False,
     quiet: Quiet = False,
+    as_json: AsJson = False,
+    config: Annotated[Path | None, old_spelling("--config")] = None,
 ) -> None:
     """Train a noised teacher (labeled data only) or a noised student (add --unlabeled, --pseudo-labels).
 
@@ -52,24 +57,30 @@ def train_command(
 
     Example: ns train --labeled shards/train --eval shards/val --out runs/b0 --set epochs=30
 
+    Example: ns train job.toml --labeled shards/train --out runs/b0
+
     Several processes: torchrun --nproc-per-node 8 -m ns_cli train --labeled ... --out ...
     """
+    from ns_train.config import TrainConfig
+    from ns_train.config_files import resolve
+    from ns_train.data import TrainInputs
+    from ns_train.trainer import train
 
-    def run() -> None:
-        from ns_train.config import TrainConfig
-        from ns_train.config_files import resolve
-        from ns_train.data import TrainInputs
-        from ns_train.trainer import train
-
-        settings = resolve(TrainConfig, TrainConfig(), config, overrides or [])
-        inputs = TrainInputs(labeled, eval_set, unlabeled, pseudo_labels, plan, init)
-        result = train(settings, inputs, out, resume=resume, show_progress=not quiet)
-        summary = f"checkpoint: {result.checkpoint}  ({result.images_per_second:.0f} img/s)"
-        if result.eval is not None:
-            summary += f"  top-1 {100 * result.eval.top1:.1f}%  top-5 {100 * result.eval.top5:.1f}%"
-        typer.echo(summary)
-
-    run_reporting_errors(run)
+    file = renamed(config_file, config, "CONFIG", "--config", required=False)
+    settings = resolve(TrainConfig, TrainConfig(), file, overrides or [])
+    inputs = TrainInputs(labeled, eval_set, unlabeled, pseudo_labels, plan, init)
+    result = train(settings, inputs, out, resume=resume, show_progress=not quiet)
+    if as_json:
+        scores = (
+            None if result.eval is None else {"top1": result.eval.top1, "top5": result.eval.top5}
+        )
+        values = {"checkpoint": str(result.checkpoint), "steps": result.steps, "eval": scores}
+        typer.echo(json.dumps({**values, "images_per_second": result.images_per_second}))
+        return
+    summary = f"checkpoint: {result.checkpoint}  ({result.images_per_second:.0f} img/s)"
+    if result.eval is not None:
+        summary += f"  top-1 {100 * result.eval.top1:.1f}%  top-5 {100 * result.eval.top5:.1f}%"
+    typer.echo(summary)
 
 
 def register(app: typer.Typer) -> None:

@@ -16,11 +16,9 @@ from typing import Literal
 
 from PIL import Image, UnidentifiedImageError
 
+from ns_data.images.formats import STORED_FORMATS
 from ns_data.images.structure import ANIMATED_WEBP, read_header
 
-STORED_FORMATS = {"JPEG": "jpg", "MPO": "jpg", "PNG": "png", "WEBP": "webp"}
-"""Formats kept as they are. MPO is a JPEG followed by more pictures (phone cameras write it):
-every decoder reads its first picture."""
 VERIFY_MODES = ("decode", "structure")
 Verify = Literal["decode", "structure"]
 

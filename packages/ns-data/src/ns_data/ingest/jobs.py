@@ -131,7 +131,7 @@ def _stored_bytes(job: ShardJob) -> Iterator[bytes]:
             if not record.blob:
                 yield next(originals)
                 continue
-            if record.blob != name:
+            if blob is None or record.blob != name:
                 if blob is not None:
                     blob.close()
                 name, blob = record.blob, job.out.fs.open(job.out.path(record.blob), "rb")

@@ -39,7 +39,6 @@ from typing import TypeVar
 import PIL
 from rich.progress import Progress
 
-from ns_data import __version__
 from ns_data.cpus import usable_cores
 from ns_data.errors import DataError
 from ns_data.images.verify import VERIFY_MODES, Verify
@@ -66,7 +65,6 @@ from ns_data.progress import image_progress
 from ns_data.shards.manifest import (
     LABELS_NAME,
     MANIFEST_NAME,
-    ImageStats,
     Manifest,
     ShardInfo,
     label_column,
@@ -199,7 +197,10 @@ def _shard(
     output.remove_stale_shards({name for s in manifest.shards for name in (s.tar, s.index)})
     output.remove(LABELS_NAME)
     if manifest.labeled:
-        output.write_atomic(LABELS_NAME, label_column([item.label for item, _ in accepted]))
+        output.write_atomic(
+            LABELS_NAME,
+            label_column([item.label for item, _ in accepted if item.label is not None]),
+        )
     output.write_atomic(MANIFEST_NAME, manifest.to_json().encode())
     output.remove(WORK_DIR)
     return ShardReport(
@@ -338,10 +339,6 @@ def _manifest(
     for job, size in zip(jobs, sizes, strict=True):
         shards.append(ShardInfo(job.tar, index_name(job.tar), len(job.samples), first, size))
         first += len(job.samples)
-    counts = [0] * len(src.classes or [])
-    for item, _ in accepted:
-        if item.label is not None:
-            counts[item.label] += 1
     options = {
         "max_count": config.max_count,
         "max_bytes": config.max_bytes,
@@ -349,17 +346,15 @@ def _manifest(
     }
     if config.max_side is not None:
         options |= {"max_side": config.max_side, "quality": config.quality}
-    return Manifest(
-        name=prefix,
-        classes=list(src.classes or []),
-        labeled=src.classes is not None,
+    return Manifest.build(
+        prefix,
+        classes=src.classes,
         shards=shards,
-        class_counts=counts if src.classes is not None else [],
-        image_stats=ImageStats.of([r.width for _, r in accepted], [r.height for _, r in accepted]),
+        labels=[item.label for item, _ in accepted if item.label is not None],
+        widths=[record.width for _, record in accepted],
+        heights=[record.height for _, record in accepted],
         source=src.description,
-        ns_version=__version__,
         extra={"rejected": rejected, "options": options},
-        labels_file=LABELS_NAME if src.classes is not None else None,
     )
 
 

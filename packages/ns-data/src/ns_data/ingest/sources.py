@@ -11,27 +11,36 @@ Four kinds of source, detected by `kind="auto"`:
   or the lines of a classes file).
 - `folder`: any other folder, walked recursively (unlabeled).
 
-Sample keys are the relative path without its extension, with every character other than letters,
-digits, `_`, `-` and `/` replaced by `_` (`a.b.jpg` gives `a_b`), so they hold no dots, are stable
-and name the file. Hidden files (`.name`) are skipped; folders and lists keep their sorted order.
+Sample keys are the relative path without its extension, with every ASCII character other than
+letters, digits, `_`, `-` and `/` replaced by `_` (`a.b.jpg` gives `a_b`), so they hold no dots, are
+stable and name the file. A part of the path with other characters is spelt in ASCII where NFKD
+allows, plus a short hash of the part (`café` gives `cafe-` and 8 hex digits, `собака` the hash
+alone), so different names keep different keys; so is a first folder that reads `__NAME__`, which
+webdataset would skip as metadata. Hidden files (`.name`) are skipped; folders and lists keep their
+sorted order. Links that lead out of a source folder are not followed but rejected.
 """
 
 from __future__ import annotations
 
 import csv
 import gzip
+import hashlib
+import io
 import json
 import os
 import posixpath
 import re
-from collections.abc import Iterable, Iterator
+import unicodedata
+from collections.abc import Generator, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Literal
+from typing import Literal
 
 from ns_data.errors import DataError
+from ns_data.images.formats import READ_EXTS
 from ns_data.ingest.tar_listing import READ_ERRORS, is_compressed, is_tar, list_tar
 from ns_data.shards.manifest import MANIFEST_NAME, Manifest
+from ns_data.shards.writer import is_valid_key
 
 SourceKind = Literal["auto", "imagefolder", "folder", "list", "webdataset"]
 SOURCE_KINDS: tuple[SourceKind, ...] = ("auto", "imagefolder", "folder", "list", "webdataset")
@@ -79,10 +88,25 @@ class Source:
 
 
 def sample_key(relative: str) -> str:
-    """The sample key of a relative path: no extension, unsafe characters (dots too) as `_`."""
+    """The sample key of a relative path: no extension, ASCII only, valid for webdataset and DALI."""
     head, name = posixpath.split(posixpath.normpath(relative).lstrip("/"))
     stem = name.rsplit(".", 1)[0] if "." in name[1:] else name
-    return _UNSAFE.sub("_", posixpath.join(head, stem))
+    parts = posixpath.join(head, stem).split("/")
+    key = "/".join(map(_key_part, parts))
+    if not is_valid_key(key):  # a first folder `__NAME__`: webdataset would skip it as metadata
+        key = "/".join([_key_part(parts[0], hashed=True), *key.split("/")[1:]])
+    return key
+
+
+def _key_part(part: str, hashed: bool = False) -> str:
+    """`part` with unsafe ASCII as `_`; with other characters (or `hashed`), spelt in ASCII by
+    NFKD where it can be, plus a hash of `part`."""
+    if part.isascii() and not hashed:
+        return _UNSAFE.sub("_", part)
+    spelt = _UNSAFE.sub("_", "".join(c for c in unicodedata.normalize("NFKD", part) if c.isascii()))
+    original = unicodedata.normalize("NFC", part).encode(errors="surrogateescape")
+    digest = hashlib.blake2s(original, digest_size=4).hexdigest()
+    return f"{spelt}-{digest}" if spelt else digest
 
 
 def read_source(
@@ -110,7 +134,9 @@ def read_source(
     elif kind == "imagefolder":
         source = _read_imagefolder(root, classes, classes_file)
     else:
-        source = Source("folder", root, [_file_item(root, rel, None) for rel in _walk(root)], None)
+        files, outside = _walk(root)
+        items = [_file_item(root, rel, None) for rel in files]
+        source = Source("folder", root, items, None, outside)
     if not source.items and not source.rejected and not source.damaged:
         raise DataError(f"source {root} holds no files; point it at a folder or list with images")
     _check_unique(source.items)
@@ -148,15 +174,22 @@ def _detect(root: Path) -> SourceKind:
     return "folder"
 
 
-def _walk(root: Path) -> list[str]:
-    """Relative POSIX paths of the non-hidden files under `root`, sorted; symlinks are followed."""
+def _walk(root: Path) -> tuple[list[str], list[Rejection]]:
+    """Relative POSIX paths of the non-hidden files under `root`, sorted, and the links that lead
+    out of `root` (not followed: they could pull in a private folder). Links inside are followed."""
     found: list[str] = []
-    _walk_into(root, "", {_identity(root)}, found)
-    return sorted(found)
+    outside: list[Rejection] = []
+    _walk_into(root, "", {_identity(root)}, os.path.realpath(root), found, outside)
+    return sorted(found), sorted(outside, key=lambda r: r.origin)
 
 
 def _walk_into(
-    directory: Path, prefix: str, ancestors: set[tuple[int, int]], found: list[str]
+    directory: Path,
+    prefix: str,
+    ancestors: set[tuple[int, int]],
+    real_root: str,
+    found: list[str],
+    outside: list[Rejection],
 ) -> None:
     try:
         entries = sorted(os.scandir(directory), key=lambda e: e.name)
@@ -166,13 +199,21 @@ def _walk_into(
         if entry.name.startswith("."):
             continue
         rel = prefix + entry.name
+        if entry.is_symlink():
+            target = os.path.realpath(entry.path)
+            if os.path.exists(target) and os.path.commonpath([real_root, target]) != real_root:
+                why = f"a link to {target}, outside the source folder: not followed"
+                outside.append(Rejection(rel, why))
+                continue
         if entry.is_dir():
             identity = _identity(Path(entry.path))
             if identity in ancestors:
                 raise DataError(
                     f"{entry.path} is a symlink loop (it leads to a parent folder); remove the link"
                 )
-            _walk_into(Path(entry.path), rel + "/", ancestors | {identity}, found)
+            _walk_into(
+                Path(entry.path), rel + "/", ancestors | {identity}, real_root, found, outside
+            )
         elif entry.is_file():
             found.append(rel)
         else:
@@ -209,7 +250,7 @@ def _read_imagefolder(root: Path, classes: list[str] | None, classes_file: Path 
         raise DataError(
             f"source {root} is not a folder; an ImageFolder tree has one folder per class"
         )
-    files = _walk(root)
+    files, outside = _walk(root)
     loose = [rel for rel in files if "/" not in rel]
     if loose:
         raise DataError(
@@ -224,7 +265,7 @@ def _read_imagefolder(root: Path, classes: list[str] | None, classes_file: Path 
                 f"class folder {root / folder} is not in {classes_file}; add it or remove it"
             )
     items = [_file_item(root, rel, index[rel.split("/", 1)[0]]) for rel in files]
-    return Source("imagefolder", root, items, names)
+    return Source("imagefolder", root, items, names, outside)
 
 
 def _read_list(root: Path, classes: list[str] | None, classes_file: Path | None) -> Source:
@@ -330,7 +371,7 @@ def _read_tars(
         for sample in listing.samples:
             origin = f"{tar.name}:{sample.key}"
             if sample.image is None:
-                rejected.append(Rejection(origin, "no image member (jpg, jpeg, png or webp)"))
+                rejected.append(Rejection(origin, f"no image member ({', '.join(READ_EXTS)})"))
                 continue
             label = None if sample.label is None else _tar_label(sample.label, origin)
             items.append(
@@ -399,7 +440,7 @@ def read_bytes(item: SourceItem) -> bytes:
         return _read_item(handle, item)
 
 
-def read_items(items: Iterable[SourceItem]) -> Iterator[bytes]:
+def read_items(items: Iterable[SourceItem]) -> Generator[bytes, None, None]:
     """The stored bytes of each item in turn (see `read_bytes`), one open file at a time.
 
     A .tar.gz can only be decompressed forward: its items in member order cost one pass over it,
@@ -408,7 +449,7 @@ def read_items(items: Iterable[SourceItem]) -> Iterator[bytes]:
     path, handle = "", None
     try:
         for item in items:
-            if item.path != path:
+            if handle is None or item.path != path:
                 if handle is not None:
                     handle.close()
                 handle = _open_item(item)
@@ -419,7 +460,7 @@ def read_items(items: Iterable[SourceItem]) -> Iterator[bytes]:
             handle.close()
 
 
-def _open_item(item: SourceItem) -> BinaryIO:
+def _open_item(item: SourceItem) -> io.BufferedIOBase:
     try:
         return gzip.open(item.path, "rb") if is_compressed(item.path) else open(item.path, "rb")
     except OSError as err:
@@ -428,7 +469,7 @@ def _open_item(item: SourceItem) -> BinaryIO:
         ) from err
 
 
-def _read_item(handle: BinaryIO, item: SourceItem) -> bytes:
+def _read_item(handle: io.BufferedIOBase, item: SourceItem) -> bytes:
     try:
         handle.seek(item.offset)
         data = handle.read(item.size)

@@ -1,7 +1,8 @@
 """List the samples of one WebDataset tar (`.tar`, `.tar.gz` or `.tgz`) in one forward pass.
 
 Members are grouped into samples by key (the member path up to its first dot), as webdataset
-does. Nothing is ever extracted to disk: links, devices and names that are absolute or hold `..`
+does; a member repeating an extension of its key, or a second image, is refused (the first is
+kept). Nothing is ever extracted to disk: links, devices and names that are absolute or hold `..`
 are refused and named. A damaged tar (cut short, or a header that does not parse) still gives the
 complete samples that lie before the damage, and says where the damage is; `tarfile` alone would
 silently end the listing at a bad header.
@@ -15,9 +16,10 @@ import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from ns_data.images.formats import READ_EXTS
+
 TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz")
 COMPRESSED_SUFFIXES = (".tar.gz", ".tgz")
-IMAGE_EXTS = ("jpg", "jpeg", "png", "webp")
 READ_ERRORS = (tarfile.TarError, OSError, EOFError, zlib.error)
 """What reading a damaged tar or gzip stream raises."""
 _BLOCK = tarfile.BLOCKSIZE
@@ -50,7 +52,8 @@ class TarListing:
 
     samples: list[TarSample]
     refused: list[tuple[str, str]] = field(default_factory=list)
-    """(member name, why) of every member that is not a plain file with a safe name."""
+    """(member name, why) of every member that is not a plain file with a safe name, or repeats
+    a member of its sample."""
     damage: str = ""
     """What is wrong and where; empty when the tar is sound. `samples` are those before it."""
 
@@ -77,7 +80,11 @@ class _Groups:
         if not key:
             return
         self.last_key = key
-        self.members.setdefault(key, {})[ext] = member
+        group = self.members.setdefault(key, {})
+        if ext in group or (ext in READ_EXTS and any(e in group for e in READ_EXTS)):
+            self.refused.append((member.name, "key repeated inside the tar: the first is kept"))
+            return
+        group[ext] = member
         if ext == "cls":  # read now: a compressed tar cannot come back for it
             raw = archive.extractfile(member)
             self.labels[key] = raw.read().decode(errors="replace").strip() if raw else ""
@@ -87,7 +94,7 @@ class _Groups:
         for key, members in self.members.items():
             if key == drop:
                 continue
-            image = next((members[e] for e in IMAGE_EXTS if e in members), None)
+            image = next((members[e] for e in READ_EXTS if e in members), None)
             location = None if image is None else (image.offset_data, image.size)
             found.append(TarSample(key, location, self.labels.get(key)))
         return found
@@ -96,7 +103,7 @@ class _Groups:
         """Whether sample `key` has an image and, when this tar is labeled, its `.cls`."""
         members = self.members.get(key, {})
         labeled = bool(self.labels)
-        return any(e in members for e in IMAGE_EXTS) and (key in self.labels or not labeled)
+        return any(e in members for e in READ_EXTS) and (key in self.labels or not labeled)
 
 
 def list_tar(path: Path) -> TarListing:

@@ -19,7 +19,7 @@ BAD_COPIES = 2
 def _offset_key(bits, neg_zero, key_lo):
     key = np.int64(bits)
     if key == neg_zero:
-        key = 0
+        key = np.int64(0)
     return key - key_lo
 
 

@@ -27,7 +27,7 @@ if "NUMBA_THREADING_LAYER" not in os.environ:
     # torch shares that runtime: a plan made inside a training process (`ns run`) silently raised
     # torch's threads (`OMP_NUM_THREADS`, `torch.set_num_threads`) for every later step, and so
     # changed its floating-point results. numba's own pool leaves OpenMP alone, at the same speed.
-    numba.config.THREADING_LAYER = "workqueue"
+    numba.config.THREADING_LAYER = "workqueue"  # type: ignore[attr-defined]  # set at import
 
 DEFAULT_THRESHOLD = 0.3
 """The paper's confidence threshold on ImageNet."""
@@ -43,7 +43,10 @@ _CHUNK_ROWS = 2**31
 """Rows per chunk at most, so that uint32 histogram counts cannot overflow."""
 
 _CLASS_DTYPES = (np.dtype(np.int16), np.dtype(np.int32))
-_BITS = {np.dtype(np.float16): np.dtype(np.uint16), np.dtype(np.float32): np.dtype(np.uint32)}
+_BITS: dict[np.dtype, np.dtype] = {
+    np.dtype(np.float16): np.dtype(np.uint16),
+    np.dtype(np.float32): np.dtype(np.uint32),
+}
 
 
 @dataclass(frozen=True, slots=True)

@@ -62,7 +62,7 @@ def write_shard_labels(
 ) -> None:
     """Write one shard's pseudo labels atomically."""
     meta = {"teacher": json.dumps(asdict(teacher))}
-    tensors = {
+    tensors: dict[str, np.ndarray] = {
         "sample_id": np.ascontiguousarray(sample_ids, dtype=np.int64),
         "topk_class": np.ascontiguousarray(topk_class, dtype=np.int32),
         "topk_prob": np.ascontiguousarray(topk_prob, dtype=np.float16),

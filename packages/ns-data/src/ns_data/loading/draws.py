@@ -1,15 +1,17 @@
-"""The random draws of the train view, made on the host for each batch from (seed, rank, epoch,
-batch number): random-resized-crop windows, flips, RandAugment's ops and signs.
+"""Every augmentation draw of the train view, from (seed, rank, epoch, batch number).
 
-The DALI pipelines take these as inputs and draw nothing themselves, so their output depends only
-on the images and the seed: not on how many pipelines or threads decode, nor on where an epoch
-was resumed. The crop follows torchvision's `RandomResizedCrop` (ten tries of area and log-uniform
-aspect ratio, then a center crop of the clamped ratio), on the size in the image's header.
+`EpochSeeds` is the one source: the DALI backends draw each batch's random-resized-crop windows,
+flips and RandAugment's ops and signs here on the host (`draw_batch` with `EpochSeeds.batch_rng`),
+the torch backend seeds each sample's torchvision transforms (`EpochSeeds.sample_seed`). The DALI
+pipelines take the draws as inputs and draw nothing themselves, so no backend's output depends on
+how many workers, pipelines or threads decode, nor on where an epoch was resumed. The crop follows
+torchvision's `RandomResizedCrop` (ten tries of area and log-uniform aspect ratio, then a center
+crop of the clamped ratio), on the size in the image's header.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -19,6 +21,31 @@ RANDAUGMENT_OPS = 14
 """Ops RandAugment picks from (DALI's and torchvision's suites: identity, 3 warps, 2 shifts, ...)."""
 ASPECT_RATIO = (3 / 4, 4 / 3)
 _TRIES = 10
+
+
+@dataclass(frozen=True, slots=True)
+class EpochSeeds:
+    """The augmentation randomness of one rank's epoch: (seed, rank, epoch), then batch `number`."""
+
+    seed: int
+    rank: int
+    epoch: int
+    batch_size: int
+    """Samples per batch: sample seeds of consecutive batches do not overlap."""
+    _base: int = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        base = np.random.default_rng([self.seed, self.rank, self.epoch]).integers(2**62)
+        object.__setattr__(self, "_base", int(base))
+
+    def batch_rng(self, number: int) -> np.random.Generator:
+        """The generator of batch `number`'s host-side draws (`draw_batch`)."""
+        return np.random.default_rng([self.seed, self.rank, self.epoch, number])
+
+    def sample_seed(self, number: int, position: int) -> int:
+        """The seed of the sample at `position` of batch `number`; positions from the batch's size
+        on belong to its stand-ins for unreadable samples."""
+        return self._base + number * self.batch_size + position
 
 
 @dataclass(frozen=True, slots=True)

@@ -6,25 +6,27 @@
     state = loader.state_dict()     # resume later at the same sample
 
 The order of samples (rank split, selection-plan copies, shuffling) is computed here from
-(seed, epoch), identically for every backend; backends only turn bytes into tensors. Iterating
-continues from where the loader stands: after a full epoch that is the next epoch, after a break
-or `load_state_dict` the next batch of the current one.
+(seed, epoch), and every augmentation draw from (seed, rank, epoch) (`draws.EpochSeeds`),
+identically for every backend; backends (`decoded.Runner`s, listed in `BACKENDS`) only turn bytes
+into tensors. Iterating continues from where the loader stands: after a full epoch that is the
+next epoch, after a break or `load_state_dict` the next batch of the current one.
 """
 
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import numpy as np
 import torch
 
 from ns_data.cpus import cores_per_process
 from ns_data.errors import DataError
-from ns_data.loading.dali.runner import DaliRunner
-from ns_data.loading.decoded import Decoded, Spares
+from ns_data.loading.dali.runner import DaliCpuRunner, DaliGpuRunner
+from ns_data.loading.decoded import Decoded, Runner, Spares
+from ns_data.loading.draws import EpochSeeds
 from ns_data.loading.sampling import batches_per_epoch, epoch_order, rank_bounds
 from ns_data.loading.torch_backend import TorchRunner
 from ns_data.loading.views import View
@@ -46,28 +48,64 @@ class Batch:
     sample_ids: torch.Tensor
 
 
+class BackendSpec(NamedTuple):
+    """A loader backend: its runner and what it needs to run."""
+
+    runner: type[Runner]
+    needs: str | None = None
+    """A module it imports that may be missing (None: it always runs)."""
+    install: str = ""
+    """What to install when `needs` is missing."""
+    cuda: bool = False
+    """Runs only with a CUDA device."""
+
+
+BACKENDS: dict[str, BackendSpec] = {
+    "dali-gpu": BackendSpec(DaliGpuRunner, "nvidia.dali", "nvidia-dali-cuda130", cuda=True),
+    "dali-cpu": BackendSpec(DaliCpuRunner, "nvidia.dali", "nvidia-dali-cuda130"),
+    "torch": BackendSpec(TorchRunner),
+}
+"""Every backend by name; `auto` picks the first that runs here, so the fastest come first."""
+
+
+def _importable(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:  # a parent package is missing
+        return False
+
+
 def dali_available() -> bool:
     """True when `nvidia.dali` can be imported."""
-    return importlib.util.find_spec("nvidia.dali") is not None
+    return _importable("nvidia.dali")
 
 
-def resolve_backend(
-    backend: Backend, device: torch.device
-) -> Literal["dali-gpu", "dali-cpu", "torch"]:
-    """`auto`: DALI on the GPU for CUDA devices, DALI on the CPU otherwise, PyTorch without DALI."""
-    if backend == "auto":
-        if not dali_available():
-            return "torch"
-        return "dali-gpu" if device.type == "cuda" else "dali-cpu"
-    if backend.startswith("dali") and not dali_available():
-        raise DataError(f"backend {backend!r} needs nvidia-dali-cuda130: install it or use 'torch'")
-    if backend == "dali-gpu" and device.type != "cuda":
-        raise DataError("backend 'dali-gpu' needs a CUDA device; use 'dali-cpu' or 'auto'")
-    if backend not in ("dali-gpu", "dali-cpu", "torch"):
-        raise DataError(
-            f"unknown loader backend {backend!r}: use auto, dali-gpu, dali-cpu or torch"
+def _unusable(name: str, device: torch.device) -> str | None:
+    """Why backend `name` cannot run on `device` here, as the fix to tell; None when it can."""
+    spec = BACKENDS[name]
+    if spec.needs is not None and not _importable(spec.needs):
+        fallback = next(n for n, s in BACKENDS.items() if s.needs is None and not s.cuda)
+        return f"backend {name!r} needs {spec.install}: install it or use {fallback!r}"
+    if spec.cuda and device.type != "cuda":
+        near = " or ".join(
+            repr(n) for n, s in BACKENDS.items() if s.needs == spec.needs and not s.cuda
         )
-    return backend  # type: ignore[return-value]
+        return f"backend {name!r} needs a CUDA device; use {near} or 'auto'"
+    return None
+
+
+def resolve_backend(backend: Backend, device: torch.device) -> str:
+    """`auto`: the first of `BACKENDS` that runs on `device` here (DALI on the GPU for CUDA
+    devices, DALI on the CPU otherwise, PyTorch without DALI); a named one is checked."""
+    if backend == "auto":
+        return next(name for name in BACKENDS if _unusable(name, device) is None)
+    if backend not in BACKENDS:
+        *most, last = ["auto", *BACKENDS]
+        raise DataError(f"unknown loader backend {backend!r}: use {', '.join(most)} or {last}")
+    problem = _unusable(backend, device)
+    if problem is not None:
+        raise DataError(problem)
+    return backend
 
 
 class ImageLoader:
@@ -84,7 +122,7 @@ class ImageLoader:
         seed: seeds the order and the augmentation.
         rank, world_size: this rank's contiguous part of the rows.
         copies: selection plan, a copy count per row (0 drops the row, 2 reads it twice per epoch).
-        backend: `auto`, `dali-gpu`, `dali-cpu` or `torch` (see `resolve_backend`).
+        backend: `auto`, `dali-gpu`, `dali-cpu` or `torch` (see `BACKENDS`, `resolve_backend`).
         device: where the batches go (DALI on the GPU decodes there).
         workers: DataLoader processes (torch), single-threaded DALI pipelines (dali-cpu) or DALI
             threads (dali-gpu); default: this process's share of the cores it may use (its
@@ -135,13 +173,10 @@ class ImageLoader:
         self.epoch = 0
         self.skipped = 0
         """Unreadable samples left out so far (each time one is met)."""
-        self.bad_rows: dict[int, str] = {}
-        """Rows that failed a full decode, with the reason (found when a DALI batch failed)."""
         self._next_batch = 0
         self._labels = shards.labels
         self._rows = self._rank_rows(copies)
-        self._dali: DaliRunner | None = None
-        self._torch: TorchRunner | None = None
+        self._runner: Runner | None = None
 
     def _rank_rows(self, copies: np.ndarray | None) -> np.ndarray:
         """The table rows of this rank's part that the opened set holds, repeated by `copies`."""
@@ -155,6 +190,12 @@ class ImageLoader:
                 f"it whole or with ShardSet.for_rank(path, {self.rank}, {self.world_size})"
             )
         return rows if copies is None else np.repeat(rows, copies[ids[rows]].astype(np.int64))
+
+    @property
+    def bad_rows(self) -> Mapping[int, str]:
+        """Rows the backend failed to decode although their header looked sound, with the reason
+        (DALI finds them when a batch fails; they are then kept out of its later batches)."""
+        return {} if self._runner is None else self._runner.bad_rows
 
     def __len__(self) -> int:
         """Batches per epoch on this rank (equal on every rank when `drop_last`)."""
@@ -196,21 +237,16 @@ class ImageLoader:
     def _decode(
         self, batches: list[np.ndarray], spares: Spares | None, first: int
     ) -> Iterator[Decoded]:
-        seed = [self.seed, self.rank, self.epoch]  # every augmentation draw of this epoch
-        if self.backend == "torch":
-            if self._torch is None:
-                self._torch = TorchRunner(
-                    self.shards,
-                    self.view,
-                    workers=self.workers,
-                    pin_memory=self.device.type == "cuda",
-                )
-            base = np.random.default_rng(seed).integers(2**62)
-            seeds = [base + i * self.batch_size + np.arange(len(b)) for i, b in enumerate(batches)]
-            return self._torch.batches(batches, seeds, first, spares)
-        if self._dali is None:
-            self._dali = DaliRunner(self)
-        return self._dali.batches(batches, first, seed, spares)
+        if self._runner is None:
+            self._runner = BACKENDS[self.backend].runner(
+                self.shards,
+                self.view,
+                batch_size=self.batch_size,
+                workers=self.workers,
+                device=self.device,
+            )
+        seeds = EpochSeeds(self.seed, self.rank, self.epoch, self.batch_size)
+        return self._runner.batches(batches, first, seeds, spares)
 
     def _reject(self, rejects: list[tuple[int, str]]) -> None:
         for row, reason in rejects:

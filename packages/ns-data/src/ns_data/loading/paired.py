@@ -70,7 +70,7 @@ class PairedLoader:
             yield PairedBatch(labeled=self._next_labeled(), unlabeled=unlabeled)
 
     def state_dict(self) -> dict[str, LoaderState]:
-        """Both loaders' positions (and DALI random states)."""
+        """Both loaders' positions (their augmentation draws follow from them)."""
         return {"labeled": self.labeled.state_dict(), "unlabeled": self.unlabeled.state_dict()}
 
     def load_state_dict(self, state: dict[str, LoaderState]) -> None:

@@ -1,14 +1,14 @@
 """The plain PyTorch backend (torchvision v2 in DataLoader workers) for machines without DALI.
 
-Each sample's augmentation is seeded from (seed, epoch, position in epoch), so the output does not
-depend on the number of workers and a resumed epoch draws the same augmentations. Workers never
+Each sample's augmentation is seeded from its place in the epoch (`EpochSeeds.sample_seed`), so the
+output does not depend on the number of workers and a resumed epoch draws the same augmentations. Workers never
 raise on a bad image: they report it, and the loader skips or raises (`on_error`).
 """
 
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from functools import partial
 
 import numpy as np
@@ -18,6 +18,7 @@ from torchvision.transforms import v2
 
 from ns_data.images.check import checked_decode
 from ns_data.loading.decoded import Decoded, Spares
+from ns_data.loading.draws import ASPECT_RATIO, EpochSeeds
 from ns_data.loading.views import View
 from ns_data.shards.reader import ShardSet
 
@@ -25,20 +26,20 @@ _Item = tuple[torch.Tensor | None, int, str | None]
 
 
 def build_transform(view: View) -> v2.Transform:
-    """The torchvision v2 ops that match `dali_pipelines.view_pipeline` for `view`."""
+    """The torchvision v2 ops that match `loading.dali.pipelines.view_pipeline` for `view`."""
     size = [view.image_size, view.image_size]
     if view.train:
         ops: list[v2.Transform] = [
-            v2.RandomResizedCrop(size, scale=view.scale, ratio=(3 / 4, 4 / 3), antialias=True)
+            v2.RandomResizedCrop(size, scale=view.scale, ratio=ASPECT_RATIO, antialias=True)
         ]
         if view.randaugment_n > 0:
             ops.append(
                 v2.RandAugment(
                     num_ops=view.randaugment_n,
                     magnitude=view.randaugment_m,
-                    num_magnitude_bins=31,
+                    num_magnitude_bins=View.RANDAUGMENT_BINS,
                     interpolation=v2.InterpolationMode(view.randaugment_interpolation),
-                    fill=128,
+                    fill=View.RANDAUGMENT_FILL,
                 )
             )
         if view.flip:
@@ -101,9 +102,19 @@ class _EpochItems(Sampler[list[tuple[int, int]]]):
 
 
 class TorchRunner:
-    """One loader's DataLoader, its workers forked once and kept (persistent) across epochs."""
+    """One loader's DataLoader, its workers forked once and kept (persistent) across epochs
+    (the `Runner` of backend `torch`; `workers=0` decodes in this process)."""
 
-    def __init__(self, shards: ShardSet, view: View, *, workers: int, pin_memory: bool) -> None:
+    def __init__(
+        self,
+        shards: ShardSet,
+        view: View,
+        *,
+        batch_size: int,
+        workers: int,
+        device: torch.device,
+    ) -> None:
+        del batch_size  # the batches come whole from the loader
         self._epoch = _EpochItems()
         self._dataset = _SampleDataset(shards, view)
         self._loader = DataLoader(
@@ -111,23 +122,34 @@ class TorchRunner:
             batch_sampler=self._epoch,
             num_workers=workers,
             collate_fn=_collate,
-            pin_memory=pin_memory,
-            prefetch_factor=4 if workers else None,  # 2 (the default) ran 9% slower in bench_train
+            pin_memory=device.type == "cuda",
+            prefetch_factor=4
+            if workers
+            else None,  # 2 (the default) ran 9% slower in `ns bench train`
             persistent_workers=workers > 0,
         )
+
+    @property
+    def bad_rows(self) -> Mapping[int, str]:
+        """Always empty: each read decodes the whole image, which finds a bad one again."""
+        return {}
 
     def batches(
         self,
         batches: list[np.ndarray],
-        seeds: list[np.ndarray],
         first: int,
+        seeds: EpochSeeds,
         spares: Spares | None = None,
     ) -> Iterator[Decoded]:
-        """Decode batches `first`, `first + 1`, … with per-sample augmentation `seeds`; with
-        `spares`, a batch that lost samples is topped up with stand-ins (decoded here: rare)."""
+        """Decode batches `first`, `first + 1`, … of `batches`, each sample's transforms seeded by
+        its place (`seeds`); with `spares`, a batch that lost samples is topped up with stand-ins
+        (decoded here: rare)."""
         self._epoch.items = [
-            list(zip(b.tolist(), s.tolist(), strict=True))
-            for b, s in zip(batches[first:], seeds[first:], strict=True)
+            [
+                (row, seeds.sample_seed(number, position))
+                for position, row in enumerate(rows.tolist())
+            ]
+            for number, rows in enumerate(batches[first:], start=first)
         ]
         # Workers are forked here. Freezing the GC keeps a worker from collecting inherited
         # garbage: a DALI pipeline destroyed in a fork waits forever for its parent's threads.
@@ -139,7 +161,7 @@ class TorchRunner:
         for number, (images, rows, rejects) in enumerate(results, start=first):
             if rejects and spares is not None:
                 wanted = len(batches[number])
-                seed = int(seeds[number][0]) + wanted  # past the batch's own seeds
+                seed = seeds.sample_seed(number, wanted)  # past the batch's own seeds
                 images, rows = self._top_up(images, rows, wanted, spares(number), seed)
             yield Decoded(number, images, rows, rejects)
 

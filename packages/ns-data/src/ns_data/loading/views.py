@@ -10,7 +10,7 @@ is the strongest augmentation torchvision and DALI define.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import ClassVar, Literal
 
 from ns_data.errors import DataError
 
@@ -21,6 +21,11 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 @dataclass(frozen=True, kw_only=True, slots=True)
 class View:
     """How images become tensors of `image_size`², normalized, layout NCHW (or channels-last)."""
+
+    RANDAUGMENT_BINS: ClassVar[int] = 31
+    """RandAugment's magnitude bins (torchvision's and DALI's scale): `randaugment_m` is one."""
+    RANDAUGMENT_FILL: ClassVar[int] = 128
+    """Gray value RandAugment's warps fill uncovered pixels with (every channel)."""
 
     image_size: int
     """Output side in pixels (B0 224 … L2 800)."""
@@ -51,8 +56,11 @@ class View:
             raise DataError(f"View.image_size must be at least 8, got {self.image_size}")
         if not 0 < self.scale[0] <= self.scale[1] <= 1:
             raise DataError(f"View.scale must satisfy 0 < low <= high <= 1, got {self.scale}")
-        if not 0 <= self.randaugment_m <= 30:
-            raise DataError(f"View.randaugment_m must be in [0, 30], got {self.randaugment_m}")
+        if not 0 <= self.randaugment_m < self.RANDAUGMENT_BINS:
+            raise DataError(
+                f"View.randaugment_m must be in [0, {self.RANDAUGMENT_BINS - 1}], "
+                f"got {self.randaugment_m}"
+            )
         if self.randaugment_interpolation not in ("nearest", "bilinear"):
             raise DataError(
                 "View.randaugment_interpolation must be 'nearest' or 'bilinear', "

@@ -102,7 +102,7 @@ def _warped(pixels: np.ndarray, name: str, i: int) -> np.ndarray:
     center = (width / 2, height / 2)
     if name == "translate":
         shift = (i - 20) * min(height, width) / _REFERENCE_SIDE
-        matrix = np.array([[1, 0, shift], [0, 1, 0]], dtype=np.float64)
+        matrix: np.ndarray = np.array([[1, 0, shift], [0, 1, 0]], dtype=np.float64)
     elif name == "rotate":
         matrix = cv2.getRotationMatrix2D(center, -(i - 15), 1.0)
     elif name == "scale":

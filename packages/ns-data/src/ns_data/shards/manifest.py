@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -81,6 +82,35 @@ class Manifest:
     extra: dict[str, Any] = field(default_factory=dict)
     labels_file: str | None = None
     """`LABELS_NAME` when the set has one (sets written before it read `.cls` members instead)."""
+
+    @classmethod
+    def build(
+        cls,
+        name: str,
+        *,
+        classes: Sequence[str] | None,
+        shards: list[ShardInfo],
+        labels: Iterable[int],
+        widths: Sequence[int],
+        heights: Sequence[int],
+        source: str,
+        extra: dict[str, Any] | None = None,
+    ) -> Manifest:
+        """The manifest of a set just written: `classes` None for an unlabeled set, `labels` the
+        class of each sample (none when unlabeled), `widths` and `heights` its image sizes."""
+        labeled = classes is not None
+        counts = Counter(labels)
+        return cls(
+            name=name,
+            classes=list(classes or []),
+            labeled=labeled,
+            shards=shards,
+            class_counts=[counts[c] for c in range(len(classes or []))] if labeled else [],
+            image_stats=ImageStats.of(widths, heights),
+            source=source,
+            extra=extra or {},
+            labels_file=LABELS_NAME if labeled else None,
+        )
 
     @property
     def num_samples(self) -> int:

@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 
 from ns_data.errors import DataError
+from ns_data.images.formats import STORED_EXTS
 from ns_data.loading.sampling import rank_bounds
 from ns_data.shards.index import read_index
 from ns_data.shards.manifest import Manifest
-from ns_data.shards.writer import IMAGE_EXTS
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +82,7 @@ class ShardSet:
                 "set with `ns shard --overwrite`"
             )
         rows = np.arange(count)
-        is_image = np.isin(index.ext, IMAGE_EXTS)
+        is_image = np.isin(index.ext, STORED_EXTS)
         if not is_image.any(axis=1).all():
             position = int(np.flatnonzero(~is_image.any(axis=1))[0])
             raise DataError(f"{path}: sample {position} has no image")

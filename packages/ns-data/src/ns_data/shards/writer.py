@@ -11,18 +11,19 @@ from __future__ import annotations
 import io
 import re
 import tarfile
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
 from ns_data.atomic import atomic_path
 from ns_data.errors import DataError
+from ns_data.images.formats import STORED_EXTS
 from ns_data.shards.index import Component, format_index
-from ns_data.shards.manifest import LABELS_NAME, ImageStats, Manifest, ShardInfo, label_column
+from ns_data.shards.manifest import LABELS_NAME, Manifest, ShardInfo, label_column
 
-IMAGE_EXTS = ("jpg", "png", "webp")
 _KEY_RE = re.compile(r"^[A-Za-z0-9_\-/]+$")
+_WEBDATASET_META = re.compile(r"__[^/]*__/")
+"""webdataset's `skip_meta` (`__[^/]*__($|/)`) on `KEY.EXT`: a first folder `__NAME__`."""
 _TAR_BLOCK = 512
 
 
@@ -37,8 +38,9 @@ def index_name(tar_name: str) -> str:
 
 
 def is_valid_key(key: str) -> bool:
-    """Whether `key` may name a sample: letters, digits, '_', '-' and '/' (no dots)."""
-    return bool(_KEY_RE.match(key))
+    """Whether `key` may name a sample: letters, digits, '_', '-' and '/' (no dots), and no first
+    folder `__NAME__` (webdataset skips it as metadata)."""
+    return bool(_KEY_RE.match(key)) and not _WEBDATASET_META.match(key)
 
 
 def member_bytes(key: str, ext: str, size: int, labeled: bool) -> int:
@@ -114,9 +116,6 @@ class _Sizes:
     widths: list[int] = field(default_factory=list)
     heights: list[int] = field(default_factory=list)
 
-    def stats(self) -> ImageStats | None:
-        return ImageStats.of(self.widths, self.heights)
-
 
 class ShardSetWriter:
     """Append samples (image bytes + optional class index); `close()` writes the manifest.
@@ -167,11 +166,14 @@ class ShardSetWriter:
     ) -> int:
         """Append one sample and return its global sample id."""
         if not is_valid_key(key):
-            raise DataError(f"sample key {key!r} may only hold letters, digits, '_', '-' and '/'")
+            raise DataError(
+                f"sample key {key!r} may only hold letters, digits, '_', '-' and '/', and not "
+                "start with a folder `__NAME__` (webdataset skips it)"
+            )
         if key in self._keys:
             raise DataError(f"duplicate sample key {key!r}: keys must be unique within a set")
-        if ext not in IMAGE_EXTS:
-            raise DataError(f"image extension {ext!r} is not one of {IMAGE_EXTS}")
+        if ext not in STORED_EXTS:
+            raise DataError(f"image extension {ext!r} is not one of {STORED_EXTS}")
         if self.labeled and (label is None or not 0 <= label < len(self.classes)):
             raise DataError(f"sample {key!r} needs a class index in [0, {len(self.classes)})")
         self._keys.add(key)
@@ -220,16 +222,14 @@ class ShardSetWriter:
         if self.labeled:
             with atomic_path(self.out_dir / LABELS_NAME) as tmp:
                 tmp.write_bytes(label_column(self._labels))
-        counts = Counter(self._labels)
-        manifest = Manifest(
-            name=self.prefix,
-            classes=self.classes,
-            labeled=self.labeled,
+        manifest = Manifest.build(
+            self.prefix,
+            classes=self.classes if self.labeled else None,
             shards=self._shards,
-            class_counts=[counts[c] for c in range(len(self.classes))],
-            image_stats=self._sizes.stats(),
+            labels=self._labels,
+            widths=self._sizes.widths,
+            heights=self._sizes.heights,
             source=self.source,
-            labels_file=LABELS_NAME if self.labeled else None,
         )
         manifest.save(self.out_dir)
         return manifest

@@ -20,6 +20,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -27,11 +28,12 @@ import torch.distributed as dist
 
 from ns_data.atomic import atomic_path, write_json
 from ns_data.ingest.pipeline import ShardConfig, shard_images
-from ns_data.loading.loader import ImageLoader
+from ns_data.loading.config import LoaderConfig
 from ns_data.loading.views import View
 from ns_data.shards.manifest import MANIFEST_NAME
 from ns_data.shards.reader import ShardSet
 from ns_models import CheckpointConfig, load_checkpoint
+from ns_train.config import loader_with_old_keywords
 from ns_train.errors import TrainError
 from ns_train.evaluation.predictions import PredictionSums, prediction_sums, result_of
 from ns_train.evaluation.robustness_metrics import calibration_error_from_bins
@@ -233,7 +235,7 @@ class LoadedCheckpoint:
 
 def load_for_eval(checkpoint: Path, runtime: Runtime) -> LoadedCheckpoint:
     model, meta = load_checkpoint(checkpoint)
-    model.to(runtime.device, memory_format=torch.channels_last)
+    model.to(runtime.device, memory_format=torch.channels_last)  # type: ignore[call-overload]  # torch stubs lack (device, memory_format=)
     return LoadedCheckpoint(Path(checkpoint), model, meta)
 
 
@@ -244,11 +246,12 @@ def evaluate_loaded(
     *,
     restrict: bool = False,
     batch_size: int = 128,
-    backend: str = "auto",
-    workers: int | None = None,
+    loader: LoaderConfig | None = None,
     shown_as: Path | None = None,
+    **old_keywords: Any,
 ) -> EvalReport:
     """Evaluate an already loaded checkpoint on a labeled shard set (see `evaluate_checkpoint`)."""
+    loader = loader_with_old_keywords(loader, old_keywords, "evaluate_loaded")
     data = ShardSet.for_rank(shards, runtime.rank, runtime.world_size)
     data.require_labels()
     shown = shown_as or shards
@@ -256,23 +259,21 @@ def evaluate_loaded(
     model_classes = loaded.meta.class_names
     in_model = match_classes(model_classes, classes, shown)
     names = model_classes or [str(i) for i in range(loaded.meta.num_classes)]
-    loader = ImageLoader(
+    images = loader.build(
         data,
         View(image_size=loaded.meta.image_size, channels_last=True),
         batch_size=batch_size,
         rank=runtime.rank,
         world_size=runtime.world_size,
-        backend=backend,  # type: ignore[arg-type]
         device=runtime.device,
-        workers=workers,
     )
     if restrict:
         sums = prediction_sums(
-            loaded.model, loader, runtime, np.arange(len(classes)), len(classes), in_model
+            loaded.model, images, runtime, np.arange(len(classes)), len(classes), in_model
         )
         columns = classes
     else:
-        sums = prediction_sums(loaded.model, loader, runtime, in_model, loaded.meta.num_classes)
+        sums = prediction_sums(loaded.model, images, runtime, in_model, loaded.meta.num_classes)
         columns = names
     if sums.count == 0:
         raise TrainError(f"{shown} yielded no readable images")
@@ -293,17 +294,19 @@ def evaluate_checkpoint(
     *,
     restrict: bool = False,
     batch_size: int = 128,
-    backend: str = "auto",
+    loader: LoaderConfig | None = None,
     device: str = "auto",
-    workers: int | None = None,
     limit_per_class: int | None = None,
+    **old_keywords: Any,
 ) -> EvalReport:
     """Evaluate `checkpoint` on `data` (a labeled shard set or a folder of class folders).
 
     `restrict` limits predictions to the classes present in the data (ImageNet-A's protocol);
     otherwise a prediction of any of the checkpoint's classes counts. Under torchrun the images
-    are split over ranks and the sums reduced.
+    are split over ranks and the sums reduced. `loader`: backend and workers (None: the defaults;
+    ns 0.2's `backend=` and `workers=` are still read, for one version).
     """
+    loader = loader_with_old_keywords(loader, old_keywords, "evaluate_checkpoint")
     runtime = start(device)
     loaded = load_for_eval(checkpoint, runtime)
     with labeled_shards(data, runtime, limit_per_class=limit_per_class) as shards:
@@ -313,8 +316,7 @@ def evaluate_checkpoint(
             runtime,
             restrict=restrict,
             batch_size=batch_size,
-            backend=backend,
-            workers=workers,
+            loader=loader,
             shown_as=Path(data),
         )
 

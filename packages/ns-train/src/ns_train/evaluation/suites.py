@@ -15,17 +15,20 @@ import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
 from ns_data.atomic import atomic_path, write_json
 from ns_data.errors import DataError
+from ns_data.loading.config import LoaderConfig
 from ns_data.loading.torch_backend import build_transform
 from ns_data.loading.views import View
 from ns_data.robustness.perturb import VIDEO_SUFFIX, read_video
 from ns_data.shards.manifest import MANIFEST_NAME
 from ns_models import read_config, teacher_mode
+from ns_train.config import loader_with_old_keywords
 from ns_train.errors import TrainError
 from ns_train.evaluation.report import (
     EvalReport,
@@ -126,15 +129,17 @@ def evaluate_imagenet_c(
     baseline: Path | None = None,
     limit_per_class: int | None = None,
     batch_size: int = 128,
-    backend: str = "auto",
+    loader: LoaderConfig | None = None,
     device: str = "auto",
-    workers: int | None = None,
     show_progress: bool = False,
     notify: Callable[[str], None] = lambda line: None,
+    **old_keywords: Any,
 ) -> CorruptionResult:
     """Top-1 error per corruption and severity, CE and mCE (AlexNet-normalized, or by another
     model's `imagenet-c.json` given as `baseline`), relative mCE when `clean` data is given;
-    `show_progress`: a bar over the units with the time left."""
+    `show_progress`: a bar over the units with the time left; `loader`: backend and workers
+    (ns 0.2's `backend=` and `workers=` are still read, for one version)."""
+    loader = loader_with_old_keywords(loader, old_keywords, "evaluate_imagenet_c")
     units = find_units(Path(root))
     base = _read_baseline(baseline) if baseline is not None else None
     runtime = start(device)
@@ -155,8 +160,7 @@ def evaluate_imagenet_c(
                 shards,
                 runtime,
                 batch_size=batch_size,
-                backend=backend,
-                workers=workers,
+                loader=loader,
                 shown_as=data,
             )
         if runtime.is_main:
@@ -285,10 +289,10 @@ def evaluate_imagenet_a(
     out: Path | None = None,
     *,
     batch_size: int = 128,
-    backend: str = "auto",
+    loader: LoaderConfig | None = None,
     device: str = "auto",
-    workers: int | None = None,
     limit_per_class: int | None = None,
+    **old_keywords: Any,
 ) -> EvalReport:
     """ImageNet-A (or any subset of the checkpoint's classes): predictions restricted to the
     classes present in the data, as the benchmark does; top-1 and calibration error.
@@ -300,9 +304,8 @@ def evaluate_imagenet_a(
         Path(root),
         restrict=True,
         batch_size=batch_size,
-        backend=backend,
+        loader=loader_with_old_keywords(loader, old_keywords, "evaluate_imagenet_a"),
         device=device,
-        workers=workers,
         limit_per_class=limit_per_class,
     )
     _check_imagenet_a_classes(read_config(checkpoint).class_names, report.class_names, Path(root))

@@ -3,20 +3,24 @@
     config = load_run_config(Path("run.toml"))          # TOML, optionally on top of a preset
     config = from_dict(RunConfig, {"iterations": 3})     # same rules as TrainConfig
 
-A TOML file maps onto `RunConfig` field by field (`[teacher]`, `[student.noise]`, …); an unknown
-key is refused naming the nearest field. `preset = "NAME"` at the top starts from a preset and
-changes only the keys the file sets. Relative data paths are relative to the file.
+A TOML file maps onto `RunConfig` field by field (`[teacher]`, `[student.noise]`, `[label]`, …);
+an unknown key is refused naming the nearest field, and the old spellings of renamed fields
+(`label_batch_size`, `noised_teacher`, `student.backend`, … in ns 0.2) are read as their new
+names. `preset = "NAME"` at the top starts from a preset and changes only the keys the file sets.
+Relative data paths are relative to the file.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import warnings
+from dataclasses import InitVar, dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from ns_data.labels.selection import DEFAULT_THRESHOLD
+from ns_data.loading.config import Backend
 from ns_data.robustness.names import CORRUPTIONS, EXTRA_CORRUPTIONS, SEVERITIES
-from ns_train.config import TrainConfig, from_dict, to_dict
+from ns_train.config import LabelConfig, TrainConfig, from_dict, replace, to_dict, upgrade
 from ns_train.config_files import merge, read_toml
 from ns_train.errors import TrainError
 
@@ -44,6 +48,9 @@ class DataConfig:
     """Digits: labeled images per class (the rest, minus the test set, are unlabeled)."""
     test_per_class: int = 50
     """Digits: test images per class."""
+    seed: int = 0
+    """Digits: seed of the split into labeled, unlabeled and test images (before ns 0.3 the
+    teacher's seed was used: set this to `teacher.seed` to continue such a run)."""
 
     def __post_init__(self) -> None:
         if self.source == "shards" and not (self.labeled and self.unlabeled):
@@ -71,7 +78,7 @@ class RobustnessConfig:
     """Corrupt only the first N eval images of each class (None: all of them)."""
     seed: int = 0
     """Seed of the corruptions' randomness (same seed, same images)."""
-    backend: str = "auto"
+    backend: Backend = "auto"
     """Loader backend of the evaluations (small images: `torch` starts fastest)."""
     workers: int | None = None
     """Loader workers of the evaluations, and processes that corrupt (None: cores)."""
@@ -129,22 +136,45 @@ class RunConfig:
     the unlabeled count."""
     filter_balance: bool = True
     """Ablation: False trains on every pseudo-labeled image once (no threshold, no balancing)."""
-    noised_teacher: bool = False
-    """Ablation: label with the teacher's dropout and stochastic depth on (paper: off)."""
     init_from_teacher: bool = False
     """Ablation: start each student from its teacher's weights (needs the same model)."""
     unnoised_baseline: bool = False
     """Also train iteration 1's student without any noise (no RandAugment, crop, flip, dropout,
     stochastic depth) on the same pseudo labels, as the paper's Table 6 does."""
-    label_batch_size: int = 256
-    """Images per forward pass when labeling."""
+    label: LabelConfig = field(default_factory=LabelConfig)
+    """Each iteration's labeling job: top-k, temperature, batch size, `noised` (ablation: label
+    with the teacher's dropout and stochastic depth on; paper: off), device, precision and
+    loader. Its own settings: labeling does not read the student's."""
     oracle_baseline: bool = False
     """Also train iteration 1's student on the true labels of the unlabeled images (the fully
     supervised upper bound); needs `data.unlabeled_truth` unless the data are the digits."""
     robustness: RobustnessConfig = field(default_factory=RobustnessConfig)
     """The robustness step: every model on corrupted copies of the eval set (ImageNet-C)."""
 
-    def __post_init__(self) -> None:
+    label_batch_size: InitVar[int | None] = None
+    """Old spelling of `label.batch_size` (ns 0.2), read for one version."""
+    noised_teacher: InitVar[bool | None] = None
+    """Old spelling of `label.noised` (ns 0.2), read for one version."""
+
+    OLD_NAMES: ClassVar[dict[str, str]] = {
+        "label_batch_size": "label.batch_size",
+        "noised_teacher": "label.noised",
+    }
+    """Old spellings still read in TOML, `--set` and stored run configs (ns 0.2, removed in 0.4)."""
+
+    def __post_init__(self, label_batch_size: int | None, noised_teacher: bool | None) -> None:
+        if label_batch_size is not None or noised_teacher is not None:
+            warnings.warn(
+                "RunConfig(label_batch_size=, noised_teacher=) are now RunConfig(label=LabelConfig("
+                "batch_size=, noised=))",
+                DeprecationWarning,
+                stacklevel=3,
+            )
+            self.label = replace(
+                self.label,
+                batch_size=self.label.batch_size if label_batch_size is None else label_batch_size,
+                noised=self.label.noised if noised_teacher is None else noised_teacher,
+            )
         if self.iterations < 0:
             raise TrainError(f"iterations must be >= 0, got {self.iterations}")
         if not 0 <= self.threshold < 1:
@@ -153,8 +183,6 @@ class RunConfig:
             raise TrainError(f"per_class must be positive or absent, got {self.per_class}")
         if any(ratio < 1 for ratio in self.ratios):
             raise TrainError(f"ratios must be positive, got {list(self.ratios)}")
-        if self.label_batch_size < 1:
-            raise TrainError(f"label_batch_size must be positive, got {self.label_batch_size}")
         if self.oracle_baseline and self.data.source == "shards" and not self.data.unlabeled_truth:
             raise TrainError(
                 "oracle_baseline needs data.unlabeled_truth: a labeled shard set of the unlabeled "
@@ -165,8 +193,9 @@ class RunConfig:
 
 
 def run_config_from_dict(data: dict[str, Any], base: RunConfig | None = None) -> RunConfig:
-    """`data` over `base` (a preset, or the defaults): nested tables change only their keys."""
-    merged = merge(to_dict(base) if base is not None else {}, data)
+    """`data` over `base` (a preset, or the defaults): nested tables change only their keys; old
+    spellings in `data` are read as their new names."""
+    merged = merge(to_dict(base) if base is not None else {}, upgrade(RunConfig, data))
     return from_dict(RunConfig, merged)
 
 

@@ -110,4 +110,5 @@ def _mce(summary: RunSummary) -> dict[str, float]:
     record = find_record(summary.records, 2, Step.ROBUSTNESS)
     if record is None:
         return {}
-    return {label: float(values["mce_vs_teacher"]) for label, values in record["models"].items()}
+    scores = record["models"].items()
+    return {label: s["mce_vs_teacher"] for label, s in scores if s["mce_vs_teacher"] is not None}

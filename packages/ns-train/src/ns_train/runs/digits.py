@@ -57,7 +57,11 @@ def split_indices(
         labeled.append(members[:labels_per_class])
         test.append(members[labels_per_class : labels_per_class + test_per_class])
         unlabeled.append(members[labels_per_class + test_per_class :])
-    return tuple(np.sort(np.concatenate(part)) for part in (labeled, unlabeled, test))  # type: ignore[return-value]
+    return (
+        np.sort(np.concatenate(labeled)),
+        np.sort(np.concatenate(unlabeled)),
+        np.sort(np.concatenate(test)),
+    )
 
 
 def write_digits(
@@ -74,9 +78,12 @@ def write_digits(
     `with_truth` also writes `unlabeled-truth/`, the unlabeled digits with their labels."""
     digits = load_digits()
     parts = split_indices(digits.target, labels_per_class, test_per_class, seed)
+    root = Path(out_dir)
     splits = DigitsSplits(
-        *(Path(out_dir) / name for name in ("labeled", "unlabeled", "test")),
-        unlabeled_truth=Path(out_dir) / "unlabeled-truth" if with_truth else None,
+        root / "labeled",
+        root / "unlabeled",
+        root / "test",
+        unlabeled_truth=root / "unlabeled-truth" if with_truth else None,
     )
     source = (
         f"sklearn.datasets.load_digits (size={image_size}, labels_per_class={labels_per_class}, "

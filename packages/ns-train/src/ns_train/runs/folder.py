@@ -19,7 +19,7 @@ import json
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import Any, Required, TypedDict, cast
 
 from ns_data.atomic import write_json
 from ns_train.errors import TrainError
@@ -31,9 +31,51 @@ REPORT_FILE = "report.md"
 CHECKPOINT_DIR = "checkpoint"
 """Inside every training job folder (a run's teacher and students, or `ns train --out`)."""
 
-Record = dict[str, Any]
-"""One line of RUN/metrics.jsonl: "iteration", "step" (a `Step` value), "wall_s" and the step's
-values (a trained model's "model", "top1", ...; a label step's "samples", ...)."""
+
+class RobustnessScores(TypedDict):
+    """One model's line of the robustness step: its folder under RUN/robustness and its errors."""
+
+    folder: str
+    mce_vs_teacher: float | None
+    mce_vs_alexnet: float | None
+    error: dict[str, float]
+
+
+class StepValues(TypedDict, total=False):
+    """What one step measured; each step fills its own group of keys (a file format: keep names)."""
+
+    # a trained model (teacher, students): Step in TRAINED
+    model: str
+    image_size: int
+    steps: int
+    images_per_s: float
+    top1: float | None
+    top5: float | None
+    per_class: list[float] | None
+    # label
+    samples: int
+    unreadable: int
+    mean_confidence: float
+    # plan (and the iteration summary)
+    used: int
+    kept: int
+    dropped: int
+    duplicated: int
+    # iteration
+    teacher_model: str
+    teacher_top1: float | None
+    iteration_wall_s: float
+    # robustness
+    models: dict[str, RobustnessScores]
+    units: int
+
+
+class Record(StepValues, total=False):
+    """One line of RUN/metrics.jsonl: the step (a `Step` value), where it ran, how long, its values."""
+
+    iteration: Required[int]
+    step: Required[str]
+    wall_s: Required[float]
 
 
 class Step(StrEnum):
@@ -154,14 +196,17 @@ def planned_steps(
 def claim(layout: RunLayout, config: dict[str, Any], *, force: bool) -> None:
     """Store `config` in a new run directory; an existing one must hold the same config.
 
-    `force` replaces a different stored config and keeps every finished step.
+    `force` replaces a different stored config and keeps every finished step. A config stored
+    by an older ns (old field names, fields added since at their defaults) is the same config:
+    it is rewritten in today's names.
     """
     config = json.loads(json.dumps(config))  # tuples become lists, as when read back
     if layout.config.exists():
         stored = json.loads(layout.config.read_text())
         if stored == config:
             return
-        if not force:
+        stored = _in_current_names(stored)
+        if not force and stored != config:
             changed = sorted(config_differences(stored, config))
             raise TrainError(
                 f"{layout.root} was made by another config (differs in {', '.join(changed[:4])}): "
@@ -169,6 +214,26 @@ def claim(layout: RunLayout, config: dict[str, Any], *, force: bool) -> None:
             )
     layout.root.mkdir(parents=True, exist_ok=True)
     write_json(layout.config, config)
+
+
+def _in_current_names(stored: dict[str, Any]) -> dict[str, Any]:
+    """A stored run config read as today's `RunConfig` (old spellings moved, new fields at their
+    defaults) and written back as a dict; as it is when it does not read. A config of ns 0.2 has
+    no `label` table: its runs labeled with the student's device, precision and loader."""
+    from ns_data.errors import DataError
+    from ns_train.config import from_dict, to_dict
+    from ns_train.runs.config import RunConfig
+
+    student = stored.get("student")
+    if "label" not in stored and isinstance(student, dict):
+        label = {k: student[k] for k in ("device", "bf16", "channels_last") if k in student}
+        loader = {k: student[k] for k in ("backend", "workers") if k in student}
+        stored = {**stored, "label": {**label, "loader": loader} if loader else label}
+    try:
+        current = to_dict(from_dict(RunConfig, stored))
+    except (TrainError, DataError):
+        return stored
+    return json.loads(json.dumps(current))
 
 
 def config_differences(old: Any, new: Any, prefix: str = "") -> list[str]:
@@ -186,7 +251,7 @@ def read_records(layout: RunLayout) -> list[Record]:
     """The records of `metrics.jsonl` (none before the first finished step)."""
     if not layout.metrics.exists():
         return []
-    return read_jsonl(layout.metrics)
+    return cast(list[Record], read_jsonl(layout.metrics))
 
 
 def find_record(records: list[Record], iteration: int, step: Step) -> Record | None:
@@ -197,4 +262,4 @@ def find_record(records: list[Record], iteration: int, step: Step) -> Record | N
 
 def append_record(layout: RunLayout, record: Record) -> None:
     """Append one record (a line) to `metrics.jsonl`."""
-    append_jsonl(layout.metrics, record)
+    append_jsonl(layout.metrics, dict(record))

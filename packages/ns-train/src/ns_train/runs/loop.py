@@ -37,6 +37,7 @@ from ns_train.runs.folder import (
     Record,
     RunLayout,
     Step,
+    StepValues,
     append_record,
     claim,
     find_record,
@@ -144,7 +145,7 @@ def prepare_data(
             image_size=max(config.teacher.image_size, config.student.image_size),
             labels_per_class=data.labels_per_class,
             test_per_class=data.test_per_class,
-            seed=config.teacher.seed,
+            seed=data.seed,
             with_truth=config.oracle_baseline,
         )
         return RunData(sets.labeled, sets.unlabeled, sets.test, sets.unlabeled_truth)
@@ -245,7 +246,7 @@ class _Loop:
         self.config, self.models, self.layout, self.data = config, models, layout, data
         self.runtime, self.show_progress, self.notify = runtime, show_progress, notify
         self.records: list[Record] = broadcast(runtime, read_records(layout))
-        self.work: dict[Step, Callable[[int, Path], dict[str, object]]] = {
+        self.work: dict[Step, Callable[[int, Path], StepValues]] = {
             Step.TEACHER: self.teacher,
             Step.LABEL: self.label,
             Step.PLAN: self.plan,
@@ -268,7 +269,7 @@ class _Loop:
         self.notify(f"iteration {iteration}: {name}")
         started = time.perf_counter()
         values = self.work[name](iteration, planned.folder)
-        record = {
+        record: Record = {
             "iteration": iteration,
             "step": str(name),
             **values,
@@ -283,7 +284,7 @@ class _Loop:
         assert found is not None, f"iteration {iteration}: {step} runs before it is read"
         return found
 
-    def teacher(self, iteration: int, out: Path) -> dict[str, object]:
+    def teacher(self, iteration: int, out: Path) -> StepValues:
         inputs = TrainInputs(labeled=self.data.labeled, eval_set=self.data.eval_set)
         return self.train(self.config.teacher, inputs, out)
 
@@ -303,14 +304,14 @@ class _Loop:
         )
         return job, inputs
 
-    def student(self, number: int, out: Path) -> dict[str, object]:
+    def student(self, number: int, out: Path) -> StepValues:
         return self.train(*self.student_job(number), out)
 
-    def unnoised_student(self, number: int, out: Path) -> dict[str, object]:
+    def unnoised_student(self, number: int, out: Path) -> StepValues:
         job, inputs = self.student_job(number)
         return self.train(unnoised(job), inputs, out)
 
-    def oracle_student(self, number: int, out: Path) -> dict[str, object]:
+    def oracle_student(self, number: int, out: Path) -> StepValues:
         """The student's job with the true labels of every unlabeled image as its targets."""
         assert self.data.unlabeled_truth is not None
         labels, truth = self.layout.oracle_labels(number), self.data.unlabeled_truth
@@ -318,10 +319,10 @@ class _Loop:
         job, inputs = self.student_job(number)
         return self.train(job, replace(inputs, pseudo_labels=labels, plan=None), out)
 
-    def summary(self, number: int, out: Path) -> dict[str, object]:
+    def summary(self, number: int, out: Path) -> StepValues:
         return on_main(self.runtime, lambda: self._summary(number))
 
-    def _summary(self, number: int) -> dict[str, object]:
+    def _summary(self, number: int) -> StepValues:
         labels, plan = self.record(number, Step.LABEL), self.record(number, Step.PLAN)
         student = self.record(number, Step.STUDENT)
         previous = self.record(number - 1, Step.STUDENT if number > 1 else Step.TEACHER)
@@ -331,11 +332,14 @@ class _Loop:
             "teacher_top1": previous["top1"],
             "top1": student["top1"],
             "top5": student["top5"],
-            **{k: plan[k] for k in ("used", "kept", "dropped", "duplicated")},
+            "used": plan["used"],
+            "kept": plan["kept"],
+            "dropped": plan["dropped"],
+            "duplicated": plan["duplicated"],
             "iteration_wall_s": round(sum(r["wall_s"] for r in (labels, plan, student)), 1),
         }
 
-    def robustness(self, iterations: int, out: Path) -> dict[str, object]:
+    def robustness(self, iterations: int, out: Path) -> StepValues:
         if self.data.eval_set is None:
             raise TrainError("the robustness step needs data.eval: the set to corrupt")
         layout = self.layout
@@ -367,24 +371,17 @@ class _Loop:
             notify=self.notify,
         )
 
-    def train(self, job: TrainConfig, inputs: TrainInputs, out: Path) -> dict[str, object]:
+    def train(self, job: TrainConfig, inputs: TrainInputs, out: Path) -> StepValues:
         on_main(self.runtime, lambda: _clear_unstarted(out))
         result = train(job, inputs, out, resume=True, show_progress=self.show_progress)
         return _train_record(job, result)
 
-    def label(self, number: int, out: Path) -> dict[str, object]:
-        job = self.config.student
+    def label(self, number: int, out: Path) -> StepValues:
         summary = label(
             self.teacher_of(number),
             self.data.unlabeled,
             out,
-            batch_size=self.config.label_batch_size,
-            backend=job.backend,
-            device=job.device,
-            workers=job.workers,
-            bf16=job.bf16,
-            channels_last=job.channels_last,
-            noised=self.config.noised_teacher,
+            self.config.label,
             show_progress=self.show_progress,
         )
         return {
@@ -394,10 +391,10 @@ class _Loop:
             "images_per_s": round(summary.images_per_second, 1),
         }
 
-    def plan(self, number: int, out: Path) -> dict[str, object]:
+    def plan(self, number: int, out: Path) -> StepValues:
         return on_main(self.runtime, lambda: self._plan(number, out))
 
-    def _plan(self, number: int, out: Path) -> dict[str, object]:
+    def _plan(self, number: int, out: Path) -> StepValues:
         config, layout = self.config, self.layout
         summary = make_plan(
             layout.labels(number),
@@ -446,7 +443,7 @@ def _done_file(planned: PlannedStep) -> Path:
     return planned.folder / PLAN_FILE
 
 
-def _train_record(job: TrainConfig, result: TrainResult) -> dict[str, object]:
+def _train_record(job: TrainConfig, result: TrainResult) -> StepValues:
     scores = result.eval
     return {
         "model": job.model,

@@ -9,31 +9,37 @@ from __future__ import annotations
 import difflib
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
-from ns_train.config import NoiseConfig, OptimConfig, TrainConfig, replace
+from ns_data.loading.config import LoaderConfig
+from ns_train.config import LabelConfig, NoiseConfig, OptimConfig, TrainConfig, replace
 from ns_train.errors import TrainError
 from ns_train.runs.config import DataConfig, RobustnessConfig, RunConfig
 
 
-def digits_job(**changes: object) -> TrainConfig:
+def digits_loader() -> LoaderConfig:
+    """Small images on a small CPU: one DALI pipeline per process."""
+    return LoaderConfig(backend="dali-cpu", workers=1)
+
+
+def digits_job(**changes: Any) -> TrainConfig:
     """EfficientNet-B0 on 32 px digits, on the CPU: AdamW, cosine schedule, no flips."""
-    base: dict[str, object] = {
-        "model": "efficientnet_b0",
-        "image_size": 32,
-        "epochs": 200.0,
-        "batch_size": 50,
-        "unlabeled_ratio": 3,
-        "ema_decay": 0.99,
-        "optim": OptimConfig(
+    base = TrainConfig(
+        model="efficientnet_b0",
+        image_size=32,
+        epochs=200.0,
+        batch_size=50,
+        unlabeled_ratio=3,
+        ema_decay=0.99,
+        optim=OptimConfig(
             name="adamw", lr_per_2048=0.128, warmup_epochs=2, schedule="cosine", weight_decay=0.05
         ),
-        "noise": NoiseConfig(randaugment_n=2, randaugment_m=9, flip=False, crop_scale=(0.5, 1.0)),
-        "backend": "dali-cpu",
-        "workers": 1,
-        "eval_every": 50.0,
-        "checkpoint_every": 100,
-    }
-    return TrainConfig(**{**base, **changes})  # type: ignore[arg-type]
+        noise=NoiseConfig(randaugment_n=2, randaugment_m=9, flip=False, crop_scale=(0.5, 1.0)),
+        loader=digits_loader(),
+        eval_every=50.0,
+        checkpoint_every=100,
+    )
+    return replace(base, **changes)
 
 
 def digits_demo() -> RunConfig:
@@ -58,6 +64,7 @@ def digits_demo() -> RunConfig:
             ),
         ),
         students=("efficientnet_b0",),
+        label=LabelConfig(loader=digits_loader()),
         init_from_teacher=True,
         unnoised_baseline=True,
         robustness=RobustnessConfig(enabled=True, images_per_class=10, backend="torch"),
@@ -70,21 +77,26 @@ def digits_demo_oracle() -> RunConfig:
     return replace(digits_demo(), name="digits-demo-oracle", oracle_baseline=True)
 
 
-def imagenet_job(**changes: object) -> TrainConfig:
+def imagenet_job(**changes: Any) -> TrainConfig:
     """The paper's EfficientNet recipe: RMSProp (decay 0.9, momentum 0.9), lr 0.128 per 2048
     images, warm-up 5 epochs then ×0.97 every 2.4 epochs, EMA 0.9999, label smoothing 0.1,
     RandAugment 2 ops at our strongest magnitude (the paper's 27 exceeds torchvision's range),
     dropout by model size and stochastic depth 0.2 (None: `ns_models.default_noise`)."""
-    base: dict[str, object] = {
-        "model": "efficientnet_b0",
-        "image_size": 224,
-        "epochs": 350.0,
-        "batch_size": 2048,
-        "noise": NoiseConfig(randaugment_n=2, randaugment_m=30),
-        "bf16": True,
-        "checkpoint_every": 2000,
-    }
-    return TrainConfig(**{**base, **changes})  # type: ignore[arg-type]
+    base = TrainConfig(
+        model="efficientnet_b0",
+        image_size=224,
+        epochs=350.0,
+        batch_size=2048,
+        noise=NoiseConfig(randaugment_n=2, randaugment_m=30),
+        bf16=True,
+        checkpoint_every=2000,
+    )
+    return replace(base, **changes)
+
+
+def imagenet_labeling() -> LabelConfig:
+    """Labeling on GPUs in bfloat16, as the jobs train."""
+    return LabelConfig(bf16=True)
 
 
 def imagenet_b0_b7_l2() -> RunConfig:
@@ -107,6 +119,7 @@ def imagenet_b0_b7_l2() -> RunConfig:
         ladder_image_size=True,
         threshold=0.3,
         per_class=130_000,
+        label=imagenet_labeling(),
     )
 
 
@@ -121,6 +134,7 @@ def custom_folder() -> RunConfig:
         teacher=imagenet_job(epochs=30.0, batch_size=64, checkpoint_every=500),
         student=imagenet_job(epochs=10.0, batch_size=64, checkpoint_every=500),
         students=("efficientnet_b0",),
+        label=imagenet_labeling(),
     )
 
 

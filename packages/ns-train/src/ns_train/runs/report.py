@@ -15,7 +15,15 @@ from matplotlib.figure import Figure
 from ns_data.atomic import atomic_path
 from ns_data.labels.store import PseudoLabels
 from ns_train.plots import save_figure
-from ns_train.runs.folder import Record, RunLayout, Step, find_record, read_records
+from ns_train.runs.folder import (
+    Record,
+    RobustnessScores,
+    RunLayout,
+    Step,
+    StepValues,
+    find_record,
+    read_records,
+)
 
 ACCURACY_PLOT = "accuracy.png"
 CONFIDENCE_PLOT = "confidence.png"
@@ -38,7 +46,7 @@ _COLUMNS = (
 
 def model_rows(records: list[Record]) -> list[tuple[str, Record]]:
     """(label, record) of every trained model in order: teacher, students, baselines."""
-    names = {
+    names: dict[str, str] = {
         Step.TEACHER: "",
         Step.STUDENT: "",
         Step.UNNOISED: " (no noise)",
@@ -56,11 +64,12 @@ def table_rows(records: list[Record]) -> list[list[str]]:
     rows = []
     for label, model in model_rows(records):
         number = model["iteration"]
-        plan = find_record(records, number, Step.PLAN) or {}
+        plan: StepValues = find_record(records, number, Step.PLAN) or {}
         teacher = find_record(records, number - 1, Step.STUDENT if number > 1 else Step.TEACHER)
         wall = sum(
-            (find_record(records, number, step) or {}).get("wall_s", 0.0)
+            found["wall_s"]
             for step in ((Step.LABEL, Step.PLAN) if model["step"] == Step.STUDENT else ())
+            if (found := find_record(records, number, step)) is not None
         )
         rows.append(
             [
@@ -148,15 +157,15 @@ def _plots(layout: RunLayout, records: list[Record]) -> list[str]:
     return written
 
 
-def _robustness_plot(models: dict[str, dict[str, object]], out: Path) -> None:
+def _robustness_plot(models: dict[str, RobustnessScores], out: Path) -> None:
     """Mean top-1 error per corruption, one bar group per corruption and a bar per model."""
-    corruptions = list(next(iter(models.values()))["error"])  # type: ignore[call-overload]
+    corruptions = list(next(iter(models.values()))["error"])
     fig = Figure(figsize=(max(7.0, 0.5 * len(corruptions) * max(1, len(models) / 2)), 3.8))
     ax = fig.subplots()
     width = 0.8 / len(models)
     for index, (label, values) in enumerate(models.items()):
         error = values["error"]
-        heights = [100 * error[c] for c in corruptions]  # type: ignore[index]
+        heights = [100 * error[c] for c in corruptions]
         ax.bar(np.arange(len(corruptions)) + index * width, heights, width, label=label)
     ax.set_xticks(
         np.arange(len(corruptions)) + 0.4 - width / 2, corruptions, rotation=45, ha="right"
@@ -171,16 +180,16 @@ def _accuracy_plot(models: list[tuple[str, Record]], out: Path) -> None:
     fig = Figure(figsize=(6, 3.6))
     ax = fig.subplots()
     main = [
-        (r["iteration"], 100 * r["top1"])
+        (r["iteration"], _top1_percent(r))
         for _, r in models
         if r["step"] not in (Step.UNNOISED, Step.ORACLE)
     ]
     ax.plot(*zip(*main, strict=True), marker="o", label="teacher → students")
     for _, r in models:
         if r["step"] == Step.UNNOISED:
-            ax.scatter(r["iteration"], 100 * r["top1"], marker="x", color="red", label="no noise")
+            ax.scatter(r["iteration"], _top1_percent(r), marker="x", color="red", label="no noise")
         if r["step"] == Step.ORACLE:
-            ax.scatter(r["iteration"], 100 * r["top1"], marker="*", color="green", label="oracle")
+            ax.scatter(r["iteration"], _top1_percent(r), marker="*", color="green", label="oracle")
     ax.set_xticks([i for i, _ in main])
     ax.set(xlabel="iteration", ylabel="top-1 (%)", title="eval accuracy per iteration")
     ax.legend(fontsize=8)
@@ -188,8 +197,16 @@ def _accuracy_plot(models: list[tuple[str, Record]], out: Path) -> None:
     save_figure(fig, out)
 
 
+def _top1_percent(record: Record) -> float:
+    top1 = record["top1"]
+    assert top1 is not None  # `_plots` plots the models that have one
+    return 100 * top1
+
+
 def _per_class_plot(models: list[tuple[str, Record]], out: Path) -> None:
-    classes = len(models[0][1]["per_class"])
+    per_class = models[0][1]["per_class"]
+    assert per_class is not None  # a model with a top-1 has its per-class accuracy
+    classes = len(per_class)
     fig = Figure(figsize=(max(6.0, 0.3 * classes * len(models) / 3), 3.6))
     ax = fig.subplots()
     width = 0.8 / len(models)

@@ -12,11 +12,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from ns_data.loading.config import LoaderConfig
 from ns_data.robustness.corrupt import corrupt_set
 from ns_train.evaluation.robustness_metrics import corruption_summary
 from ns_train.evaluation.suites import evaluate_imagenet_c
 from ns_train.ranks import on_main
 from ns_train.runs.config import RobustnessConfig
+from ns_train.runs.folder import RobustnessScores, StepValues
 from ns_train.runtime import start, stop
 
 SUMMARY_FILE = "robustness.json"
@@ -40,7 +42,7 @@ def measure_robustness(
     device: str = "auto",
     show_progress: bool = True,
     notify: Callable[[str], None] = lambda line: None,
-) -> dict[str, object]:
+) -> StepValues:
     """Corrupt `eval_set` under `out/data`, evaluate every model there (`out/FOLDER/`, the
     ImageNet-C suite's files, AlexNet-normalized), and normalize by the first model (the
     teacher); returns the step's record: per model its mCE against the teacher (1.0 = the
@@ -63,18 +65,21 @@ def measure_robustness(
         )
     finally:
         stop(runtime)
-    options = {
-        "backend": config.backend,
-        "device": device,
-        "workers": 0 if config.backend == "torch" else config.workers,
-        "batch_size": config.batch_size,
-    }
-    results: dict[str, dict[str, object]] = {}
+    results: dict[str, RobustnessScores] = {}
     errors: dict[str, dict[str, dict[int, float]]] = {}
     for model in models:
         notify(f"robustness: {model.label}")
         result = evaluate_imagenet_c(
-            model.checkpoint, data, out / model.folder, show_progress=show_progress, **options
+            model.checkpoint,
+            data,
+            out / model.folder,
+            batch_size=config.batch_size,
+            loader=LoaderConfig(
+                backend=config.backend,
+                workers=0 if config.backend == "torch" else config.workers,
+            ),
+            device=device,
+            show_progress=show_progress,
         )
         errors[model.label] = result.errors
         versus_teacher = corruption_summary(result.errors, baseline=errors[models[0].label])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from ns_data.labels.store import SUFFIX
 from ns_data.shards.manifest import Manifest
@@ -13,6 +13,7 @@ from ns_train.errors import TrainError
 from ns_train.jsonl import read_jsonl
 from ns_train.runs.folder import (
     CHECKPOINT_DIR,
+    Record,
     RunLayout,
     Step,
     find_record,
@@ -59,8 +60,8 @@ def run_status(run_dir: Path) -> list[StepStatus]:
 
 def _status(
     layout: RunLayout,
-    config: dict[str, object],
-    records: list[dict[str, object]],
+    config: dict[str, Any],
+    records: list[Record],
     iteration: int,
     step: Step,
     path: Path,
@@ -83,10 +84,10 @@ def _status(
     return StepStatus(iteration, step, "partial", detail, path)
 
 
-def _done_detail(record: dict[str, object]) -> str:
+def _done_detail(record: Record) -> str:
     parts = []
-    if record.get("top1") is not None:
-        parts.append(f"{record['model']} top-1 {100 * float(record['top1']):.1f}%")  # type: ignore[arg-type]
+    if (top1 := record.get("top1")) is not None:
+        parts.append(f"{record['model']} top-1 {100 * top1:.1f}%")
     if "mean_confidence" in record:
         parts.append(f"{record['samples']} images, mean confidence {record['mean_confidence']}")
     if "models" in record:  # the robustness step
@@ -94,7 +95,7 @@ def _done_detail(record: dict[str, object]) -> str:
         assert isinstance(models, dict)
         parts.append(
             "mCE vs teacher: "
-            + ", ".join(f"{k} {100 * v['mce_vs_teacher']:.1f}" for k, v in models.items())
+            + ", ".join(f"{k} {_mce(v['mce_vs_teacher'])}" for k, v in models.items())
         )
     if "used" in record:
         parts.append(f"{record['used']} used, {record['dropped']} dropped")
@@ -102,6 +103,11 @@ def _done_detail(record: dict[str, object]) -> str:
     return ", ".join(parts)
 
 
-def _job_metrics(path: Path) -> list[dict[str, object]]:
+def _mce(value: float | None) -> str:
+    """An mCE in %; none when no benchmark corruption was measured (extra ones only)."""
+    return "—" if value is None else f"{100 * value:.1f}"
+
+
+def _job_metrics(path: Path) -> list[dict[str, Any]]:
     metrics = path / "metrics.jsonl"
     return read_jsonl(metrics) if metrics.exists() else []

@@ -15,9 +15,10 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-from nvidia.dali import fn, types
+from nvidia.dali import fn
 from nvidia.dali.auto_aug import rand_augment
 from nvidia.dali.auto_aug.core import augmentation
+from nvidia.dali.types import DALIDataType
 
 _LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 """ITU-R 601 weights: PIL's grayscale, the center of its Contrast enhancement."""
@@ -57,19 +58,20 @@ def _auto_contrast(images: Any, _: Any) -> Any:
     low = fn.reductions.min(images, axis_names="HW", keep_dims=True)
     high = fn.reductions.max(images, axis_names="HW", keep_dims=True)
     flat = high == low  # a constant channel stays as it is
-    span = fn.cast(high - low, dtype=types.FLOAT) + flat * 255.0
-    shift = fn.cast(low, dtype=types.FLOAT) * (flat ^ True)
+    span = fn.cast(high - low, dtype=DALIDataType.FLOAT) + flat * 255.0
+    shift = fn.cast(low, dtype=DALIDataType.FLOAT) * (flat ^ True)
     return fn.normalize(
-        images, mean=shift, stddev=span, scale=255.0, axis_names="HW", dtype=types.UINT8
+        images, mean=shift, stddev=span, scale=255.0, axis_names="HW", dtype=DALIDataType.UINT8
     )
 
 
 def _solarize(dali: Any, magnitude: int, bins: int) -> Any:
-    threshold = np.linspace(*dali.mag_range, bins, dtype=np.float32)[magnitude]
+    low, high = dali.mag_range
+    threshold = np.linspace(low, high, bins, dtype=np.float32)[magnitude]
     levels = np.arange(256)
     table = np.where(levels < threshold, levels, 255 - levels).tolist()
 
     def solarize(images: Any, _: Any) -> Any:
-        return fn.lookup_table(images, keys=levels.tolist(), values=table, dtype=types.UINT8)
+        return fn.lookup_table(images, keys=levels.tolist(), values=table, dtype=DALIDataType.UINT8)
 
     return augmentation(solarize, name=dali.name)

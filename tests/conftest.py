@@ -1,0 +1,80 @@
+"""Fixtures shared across test folders, made once per session: the digit shard sets, a tiny
+teacher and its pseudo labels. Imports of the engine happen inside the fixtures, so the ns_data
+and ns_models tests still run alone (`make isolated`) where ns_train is not installed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+if TYPE_CHECKING:
+    from ns_train.runs.digits import DigitsSplits
+    from ns_train.trainer import TrainResult
+
+
+@pytest.fixture(scope="session")
+def digits(tmp_path_factory: pytest.TempPathFactory) -> DigitsSplits:
+    """The digits with 5 labels and 10 test images per class (1,247 unlabeled)."""
+    from ns_train.runs.digits import write_digits
+
+    return write_digits(tmp_path_factory.mktemp("digits"), labels_per_class=5, test_per_class=10)
+
+
+@pytest.fixture(scope="session")
+def teacher(tmp_path_factory: pytest.TempPathFactory, digits: DigitsSplits) -> TrainResult:
+    """`tiny_config()` trained on `digits`, evaluated on its test set."""
+    from testkit import tiny_config
+
+    from ns_train.data import TrainInputs
+    from ns_train.trainer import train
+
+    inputs = TrainInputs(labeled=digits.labeled, eval_set=digits.test)
+    return train(tiny_config(), inputs, tmp_path_factory.mktemp("teacher"), show_progress=False)
+
+
+@pytest.fixture(scope="session")
+def labels_dir(
+    tmp_path_factory: pytest.TempPathFactory, digits: DigitsSplits, teacher: TrainResult
+) -> Path:
+    """The teacher's pseudo labels of `digits.unlabeled`."""
+    from testkit import CPU_LABELS
+
+    from ns_train.labeler import label
+
+    out = tmp_path_factory.mktemp("labels")
+    label(teacher.checkpoint, digits.unlabeled, out, CPU_LABELS, show_progress=False)
+    return out
+
+
+@pytest.fixture(scope="session")
+def small_sets(tmp_path_factory: pytest.TempPathFactory) -> DigitsSplits:
+    """About 150 unlabeled digits in 4 shards (`testkit.small_digits`)."""
+    from testkit import small_digits
+
+    return small_digits(tmp_path_factory.mktemp("small-digits"))
+
+
+@pytest.fixture(scope="session")
+def small_teacher(tmp_path_factory: pytest.TempPathFactory, small_sets: DigitsSplits) -> Path:
+    """The checkpoint of `testkit.tiny_teacher` on `small_sets`."""
+    from testkit import tiny_teacher
+
+    return tiny_teacher(small_sets, tmp_path_factory.mktemp("small-teacher"))
+
+
+@pytest.fixture(scope="session")
+def small_labels(
+    tmp_path_factory: pytest.TempPathFactory, small_sets: DigitsSplits, small_teacher: Path
+) -> Path:
+    """`small_teacher`'s pseudo labels of `small_sets.unlabeled` (batches of 16)."""
+    from testkit import CPU_LABELS
+
+    from ns_train.config import replace
+    from ns_train.labeler import label
+
+    out = tmp_path_factory.mktemp("small-labels") / "labels"
+    config = replace(CPU_LABELS, batch_size=16)
+    label(small_teacher, small_sets.unlabeled, out, config, show_progress=False)
+    return out
