@@ -54,7 +54,7 @@ SCALES = {
         knob_sizes=(64, 128), compile=True,
     ),
     "quick": Scale(
-        name="quick", repeats=3, images=128, shard_size=32, loader_size=64, loader_batch=16,
+        name="quick", repeats=2, images=128, shard_size=32, loader_size=64, loader_batch=16,
         label_size=64, label_batch=16, train_size=32, train_batch=8, train_steps=20,
         select_rows=1_000_000, step_size=32, step_batch=8, step_count=4,
         knob_sizes=(32,), compile=False,
