@@ -23,10 +23,13 @@ test_per_class = 10
 [teacher]
 epochs = 2.0
 batch_size = 16
-backend = "torch"
-workers = 0
+loader = { backend = "torch", workers = 0 }
 device = "cpu"
 eval_every = 1.0
+
+[label]
+device = "cpu"
+loader = { backend = "torch", workers = 0 }
 
 [robustness]
 corruptions = ["gaussian_noise", "contrast"]
@@ -36,8 +39,7 @@ images_per_class = 2
 [student]
 epochs = 0.1
 batch_size = 16
-backend = "torch"
-workers = 0
+loader = { backend = "torch", workers = 0 }
 device = "cpu"
 eval_every = 1.0
 """

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from importlib.metadata import version
 from typing import Annotated
 
@@ -23,6 +24,13 @@ from ns_cli.commands import (
     train,
 )
 from ns_cli.errors import ReportingGroup
+
+# Before torch loads GNU OpenMP (the commands import it lazily): its threads spin ~300,000 times
+# before sleeping, so beside another busy process each parallel region waits for a descheduled
+# thread. Measured (bench/NOTES.md): a B0 step loop on 2 cores ran 3.2x slower beside one busy
+# core (a fair share: 2x), 1.6x with 1,000 spins, as fast alone. Numerics do not change; a value
+# the user set wins.
+os.environ.setdefault("GOMP_SPINCOUNT", "1000")
 
 app = typer.Typer(
     name="ns",
