@@ -13,7 +13,7 @@ demo: setup  ## Noisy Student and its robustness on the embedded digits (about 8
 	$(RUN) ns demo --out runs/demo
 
 test: setup  ## the whole test suite
-	$(RUN) pytest -q
+	$(RUN) pytest -q -n auto --dist loadfile  # one worker per core, each file on one worker
 
 bench: setup  ## every benchmark at full size against its plain baseline; results in bench/results/
 	$(RUN) ns bench
@@ -25,9 +25,9 @@ lint: setup
 
 isolated:  ## ns-data and ns-models tested alone, in environments without their siblings
 	UV_PROJECT_ENVIRONMENT=.venv-ns-data $(UV) sync --locked --package ns-data --group dev
-	.venv-ns-data/bin/python -m pytest -q tests/ns_data
+	.venv-ns-data/bin/python -m pytest -q -n auto --dist loadfile tests/ns_data
 	UV_PROJECT_ENVIRONMENT=.venv-ns-models $(UV) sync --locked --package ns-models --group dev
-	.venv-ns-models/bin/python -m pytest -q tests/ns_models
+	.venv-ns-models/bin/python -m pytest -q -n auto --dist loadfile tests/ns_models
 
 dist: setup  ## a wheel and an sdist of each package, one shared version, into dist/
 	rm -rf dist

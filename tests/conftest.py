@@ -4,6 +4,8 @@ and ns_models tests still run alone (`make isolated`) where ns_train is not inst
 
 from __future__ import annotations
 
+import os
+from collections import Counter
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -12,6 +14,25 @@ import pytest
 if TYPE_CHECKING:
     from ns_train.runs.digits import DigitsSplits
     from ns_train.trainer import TrainResult
+
+
+def _share_the_cores() -> None:
+    """Under pytest-xdist (`make test` runs `-n auto`) each worker's torch, and every process it
+    starts, gets its share of the cores, so that N workers do not each run N spinning threads."""
+    workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+    if workers > 1:
+        share = len(os.sched_getaffinity(0)) // workers
+        os.environ.setdefault("OMP_NUM_THREADS", str(max(1, share)))
+
+
+_share_the_cores()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Files with the most slow tests come first (order within a file kept): under `--dist
+    loadfile` the longest files start at once and the short ones fill the gaps at the end."""
+    slow = Counter(item.path for item in items if item.get_closest_marker("slow"))
+    items.sort(key=lambda item: -slow[item.path])
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,5 @@
-"""`ns run` from a TOML file as a user runs it: a tiny digits run, `ns status`, a rerun."""
+"""`ns run` from a TOML file as a user runs it (a process of its own): a tiny digits run; then
+`ns status` and the reruns in-process (their point is what they print, not the process)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,9 @@ import sys
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
+
+from ns_cli.main import app
 
 TINY = """
 preset = "digits-demo"
@@ -63,9 +67,10 @@ def test_run_status_and_rerun(tmp_path: Path) -> None:
     first = ns("run", str(config), "--out", str(out), "--quiet")
     assert first.returncode == 0, first.stderr
     assert "teacher top-1" in first.stdout and (out / "report.md").exists()
-    status = ns("status", str(out))
-    assert status.returncode == 0 and status.stdout.count("done") == 5
-    scripted = json.loads(ns("status", str(out), "--json").stdout)
+    runner, env = CliRunner(), {"NS_DEBUG": "0", "COLUMNS": "200"}
+    status = runner.invoke(app, ["status", str(out)], env=env)
+    assert status.exit_code == 0 and status.stdout.count("done") == 5
+    scripted = json.loads(runner.invoke(app, ["status", str(out), "--json"], env=env).stdout)
     assert [step["state"] for step in scripted["steps"]] == ["done"] * 5
     assert scripted["steps"][0] == {
         **scripted["steps"][0],
@@ -73,7 +78,9 @@ def test_run_status_and_rerun(tmp_path: Path) -> None:
         "step": "teacher",
         "path": str(out / "iter-0/teacher"),
     }
-    again = ns("run", str(config), "--out", str(out), "--quiet")
-    assert again.returncode == 0 and again.stdout.count("skipped") == 6
-    changed = ns("run", str(config), "--out", str(out), "--set", "iterations=2")
-    assert changed.returncode == 1 and "made by another config" in changed.stderr
+    again = runner.invoke(app, ["run", str(config), "--out", str(out), "--quiet"], env=env)
+    assert again.exit_code == 0 and again.stdout.count("skipped") == 6
+    changed = runner.invoke(
+        app, ["run", str(config), "--out", str(out), "--set", "iterations=2"], env=env
+    )
+    assert changed.exit_code == 1 and "made by another config" in changed.stderr

@@ -10,6 +10,8 @@ is tests/faults/test_sigkill.py::test_run_killed_then_rerun_ends_as_an_uninterru
 
 from __future__ import annotations
 
+import pytest
+
 from .conftest import run_child
 
 PLAN_THEN_THREADS = """
@@ -25,6 +27,7 @@ sys.exit(0 if torch.get_num_threads() == 1 else 10 + torch.get_num_threads())
 """
 
 
+@pytest.mark.slow
 def test_a_selection_plan_leaves_torch_threads_alone() -> None:
     code = run_child(PLAN_THEN_THREADS)
     assert code == 0, f"after a plan torch runs on {code - 10} threads instead of 1"

@@ -47,6 +47,7 @@ DALI = pytest.param(
 )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backend", ["torch", DALI])
 def test_killed_and_resumed_job_matches_an_uninterrupted_one(
     tmp_path: Path, digits: DigitsSplits, backend: str
@@ -89,6 +90,7 @@ def test_killed_and_resumed_job_matches_an_uninterrupted_one(
     assert len(steps) == len(set(steps)), "a resumed job logs each step once"
 
 
+@pytest.mark.slow
 def test_sigterm_snapshots_the_current_step_and_exits_143(
     tmp_path: Path, digits: DigitsSplits
 ) -> None:
@@ -96,7 +98,7 @@ def test_sigterm_snapshots_the_current_step_and_exits_143(
     periodic snapshot is due), exits 128 + 15, and `--resume` finishes from there."""
     out = tmp_path / "job"
     settings = [
-        *("--set", "epochs=40", "--set", "batch_size=16", "--set", "image_size=32"),
+        *("--set", "epochs=12", "--set", "batch_size=16", "--set", "image_size=32"),
         *("--set", "backend=torch", "--set", "workers=0", "--set", "device=cpu"),
         *("--set", "checkpoint_every=0", "--set", "optim.name=adamw"),
     ]

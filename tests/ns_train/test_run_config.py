@@ -174,6 +174,7 @@ def test_a_run_directory_of_ns_0_3_continues_without_force(tmp_path: Path) -> No
 
 
 def test_the_digits_split_has_its_own_seed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import ns_train.runs.digits as digits
     import ns_train.runs.loop as loop
     from ns_train.runs.digits import DigitsSplits
     from ns_train.runs.folder import RunLayout
@@ -184,7 +185,7 @@ def test_the_digits_split_has_its_own_seed(tmp_path: Path, monkeypatch: pytest.M
         seeds.append(seed)
         return DigitsSplits(out, out, out)
 
-    monkeypatch.setattr(loop, "write_digits", write_digits)
+    monkeypatch.setattr(digits, "write_digits", write_digits)  # imported when used
     for changes in ({"teacher": {"seed": 7}}, {"data": {"source": "digits", "seed": 5}}):
         loop.prepare_data(run_config_from_dict(changes), RunLayout(tmp_path))
     assert seeds == [0, 5]  # the teacher's seed no longer moves the digits

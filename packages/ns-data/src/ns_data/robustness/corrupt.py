@@ -62,6 +62,7 @@ from ns_data.ingest.labeled_source import (
 )
 from ns_data.progress import image_progress
 from ns_data.robustness.names import CORRUPTIONS, EXTRA_CORRUPTIONS, SEVERITIES
+from ns_data.robustness.names import CORRUPTIONS_RECORD as RECORD_NAME
 from ns_data.shards.writer import ShardSetWriter
 
 LAYOUTS = ("shards", "imagenet-c")
@@ -70,7 +71,6 @@ MIN_SIDE = 32
 """The library's smallest image side; smaller images are upscaled to it (see `corrupt_image`)."""
 LIBRARY = "imagecorruptions-imaug"
 LIBRARY_VERSION = version(LIBRARY)
-RECORD_NAME = "corruptions.json"
 RECORD_FORMAT = "ns-corruptions/1"
 
 _NAMES = CORRUPTIONS + EXTRA_CORRUPTIONS

@@ -1,5 +1,6 @@
-"""ImageNet-C's corruption names and severities, spelled as its released folders are (nothing to
-import beyond this module: the engine's metrics and the corruption writer share them)."""
+"""ImageNet-C's corruption names and severities, spelled as its released folders are, and the
+names of the files the writers leave (nothing to import beyond this module: the engine's metrics
+and run steps share them with the writers without loading imagecorruptions, OpenCV or SciPy)."""
 
 CORRUPTIONS = (
     "gaussian_noise",
@@ -22,3 +23,10 @@ CORRUPTIONS = (
 EXTRA_CORRUPTIONS = ("speckle_noise", "gaussian_blur", "spatter", "saturate")
 """ImageNet-C's 4 held-out (validation) corruptions."""
 SEVERITIES = (1, 2, 3, 4, 5)
+
+CORRUPTIONS_RECORD = "corruptions.json"
+"""The record `corrupt_set` writes last in its output folder (its presence means finished)."""
+PERTURBATIONS_RECORD = "perturbations.json"
+"""The record `perturb_set` writes last in its output folder."""
+VIDEO_SUFFIX = ".mp4"
+"""The file suffix of an ImageNet-P perturbation sequence."""

@@ -44,6 +44,8 @@ from ns_data.ingest.labeled_source import (
     select_per_class,
 )
 from ns_data.progress import image_progress
+from ns_data.robustness.names import PERTURBATIONS_RECORD as RECORD_NAME
+from ns_data.robustness.names import VIDEO_SUFFIX
 
 PERTURBATIONS = (
     "gaussian_noise",
@@ -56,8 +58,6 @@ PERTURBATIONS = (
     "tilt",
 )
 NOISE = frozenset({"gaussian_noise", "shot_noise", "speckle_noise"})
-RECORD_NAME = "perturbations.json"
-VIDEO_SUFFIX = ".mp4"
 _REFERENCE_SIDE = 224
 
 

@@ -25,7 +25,7 @@ from ns_data.errors import DataError
 from ns_data.loading.config import LoaderConfig
 from ns_data.loading.torch_backend import build_transform
 from ns_data.loading.views import View
-from ns_data.robustness.perturb import VIDEO_SUFFIX, read_video
+from ns_data.robustness.names import VIDEO_SUFFIX
 from ns_data.shards.manifest import MANIFEST_NAME
 from ns_models import read_config, teacher_mode
 from ns_train.config import loader_with_old_keywords
@@ -428,6 +428,8 @@ def _perturbation_unit(
     batch_size: int,
     runtime: Runtime,
 ) -> dict[str, object]:
+    from ns_data.robustness.perturb import read_video  # OpenCV, scikit-image: ImageNet-P only
+
     noise = name in NOISE_PERTURBATIONS
     view = View(image_size=loaded.meta.image_size, channels_last=True)
     transform = build_transform(view)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ns_data.job_lock import hold_output_lock
-from ns_data.robustness.corrupt import RECORD_NAME as CORRUPTIONS_RECORD
+from ns_data.robustness.names import CORRUPTIONS_RECORD
 from ns_models import LADDER, SPECS, check_name, is_at_least, next_larger, rung
 from ns_train.config import NoiseConfig, TrainConfig, replace, to_dict
 from ns_train.data import TrainInputs
@@ -29,7 +29,6 @@ from ns_train.labeler import SUMMARY_FILE as LABELS_SUMMARY
 from ns_train.labeler import label
 from ns_train.ranks import broadcast, on_main
 from ns_train.runs.config import RunConfig
-from ns_train.runs.digits import write_digits
 from ns_train.runs.folder import (
     CHECKPOINT_DIR,
     TRAINED,
@@ -140,6 +139,8 @@ def prepare_data(
     under `data.shards` or RUN/shards), or the digits written under RUN/data."""
     data = config.data
     if data.source == "digits":
+        from ns_train.runs.digits import write_digits  # scikit-learn: only for this source
+
         sets = write_digits(
             layout.data,
             image_size=max(config.teacher.image_size, config.student.image_size),

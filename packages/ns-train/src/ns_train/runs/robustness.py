@@ -13,7 +13,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ns_data.loading.config import LoaderConfig
-from ns_data.robustness.corrupt import corrupt_set
 from ns_train.evaluation.robustness_metrics import corruption_summary
 from ns_train.evaluation.suites import evaluate_imagenet_c
 from ns_train.ranks import on_main
@@ -47,6 +46,8 @@ def measure_robustness(
     ImageNet-C suite's files, AlexNet-normalized), and normalize by the first model (the
     teacher); returns the step's record: per model its mCE against the teacher (1.0 = the
     teacher), against AlexNet, and its mean top-1 error per corruption."""
+    from ns_data.robustness.corrupt import corrupt_set  # imagecorruptions, SciPy: this step only
+
     data = out / "data"
     runtime = start(device)  # under torchrun: rank 0 corrupts, every rank evaluates its share
     try:
