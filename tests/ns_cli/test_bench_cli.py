@@ -34,11 +34,11 @@ def invoke(*args: object) -> tuple[int, str]:
 
 @pytest.fixture(scope="module")
 def results_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """`ns bench --smoke shard select` once: 24 photos, 1 round, 20,000 pseudo-label rows."""
+    """`ns bench --smoke shard select sizes` once: 24 photos, 1 round, 20,000 pseudo-label rows."""
     pytest.importorskip("skimage", reason="the built corpus is cut from scikit-image's photos")
     root = tmp_path_factory.mktemp("bench")
     code, output = invoke(
-        "--smoke", "shard", "select", "--rows", 20_000, "--workers", 2,
+        "--smoke", "shard", "select", "sizes", "--rows", 20_000, "--workers", 2,
         "--out", root / "out", "--cache", root / "cache", "--quiet",
     )  # fmt: skip
     assert code == 0, output
@@ -56,7 +56,7 @@ def test_results_file_has_the_machine_and_every_row(results_file: Path) -> None:
     assert results_file.name.startswith(f"{machine['host']}-{results['started'][:10]}")
     assert results["settings"]["scale"] == "smoke" and results["settings"]["repeats"] == 1
     sections = {s["name"]: s for s in results["sections"]}
-    assert list(sections) == ["shard", "select"]
+    assert list(sections) == ["shard", "select", "sizes"]
     shard_rows = {r["name"]: r for r in sections["shard"]["rows"]}
     assert set(shard_rows) == {
         f"{method}, {workers}"
@@ -80,6 +80,23 @@ def test_results_file_has_the_machine_and_every_row(results_file: Path) -> None:
     table = results_file.with_suffix(".md").read_text()
     assert "## shard: `ns shard` vs a plain webdataset.ShardWriter loop" in table
     assert "| ns shard, 2 workers | images/s |" in table
+
+
+def test_sizes_are_measured_per_sample_from_the_files(results_file: Path) -> None:
+    sizes = next(
+        s for s in json.loads(results_file.read_text())["sections"] if s["name"] == "sizes"
+    )
+    per_sample = {r["name"].removesuffix(", per sample"): r["median"] for r in sizes["rows"]}
+    photos = list((results_file.parent.parent / "cache").glob("*/images/*/*.jpg"))
+    assert sizes["params"]["samples"] == len(photos) == 24
+    assert per_sample["encoded images (in the tars)"] == sum(p.stat().st_size for p in photos) / 24
+    assert (
+        per_sample["tar format (headers, padding, label members)"] >= 2 * 512
+    )  # jpg + cls headers
+    assert 8 + 10 * 4 + 10 * 2 < per_sample["pseudo labels, top-10"] < 68 + 1000 / 24 * 4
+    assert 1 < per_sample["selection plan (plan.npy)"] <= 1 + 128 / 24  # uint8 copies + header
+    assert per_sample["loader sample table, in memory"] == 8 + 4 + 8 * 4  # id, shard, 4 offsets
+    assert sizes["notes"][-1].startswith("at 300,000,000 samples: encoded images (in the tars) ")
 
 
 def test_compare_prints_the_change_per_row(results_file: Path, tmp_path: Path) -> None:

@@ -8,7 +8,7 @@ from typing import Literal
 
 from ns_train.errors import TrainError
 
-NAMES = ("shard", "loader", "label", "train", "select", "contention", "knobs")
+NAMES = ("shard", "loader", "label", "train", "select", "sizes", "contention", "knobs")
 """Every sub-benchmark, in the order `ns bench` runs them."""
 CORPORA = ("500x375", "640x480", "1024x768", "imagenet-mix")
 """Photo sizes of the built corpus (see `ns_train.benchmarks.corpus`)."""

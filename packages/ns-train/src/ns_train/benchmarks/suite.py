@@ -22,6 +22,7 @@ MODULES = {
     "label": "label",
     "train": "train",
     "select": "selection",
+    "sizes": "sizes",
     "contention": "contention",
     "knobs": "knobs",
 }
