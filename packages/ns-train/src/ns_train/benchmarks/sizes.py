@@ -21,14 +21,15 @@ import numpy as np
 from ns_train.benchmarks.context import Context
 from ns_train.benchmarks.results import Section
 from ns_train.benchmarks.rounds import Row
+from ns_train.config import LabelConfig
 
 if TYPE_CHECKING:
     from ns_data.shards.manifest import Manifest
 
 AT_SCALE = 300_000_000
 """The paper's unlabeled images (JFT-300M)."""
-TOPK = 10
-"""What `ns label` keeps by default (`LabelConfig.topk`)."""
+TOPK = LabelConfig().topk
+"""What `ns label` keeps by default."""
 UNIT = "B"
 
 
