@@ -18,7 +18,8 @@ if TYPE_CHECKING:
 
 def _share_the_cores() -> None:
     """Under pytest-xdist (`make test` runs `-n auto`) each worker's torch, and every process it
-    starts, gets its share of the cores, so that N workers do not each run N spinning threads."""
+    starts, gets its share of the cores, so that N workers do not each run N spinning threads.
+    (Counted here, not with `ns_data.cpus`: the ns_models tests run where ns_data is absent.)"""
     workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
     if workers > 1:
         share = len(os.sched_getaffinity(0)) // workers

@@ -29,12 +29,20 @@ with hold_output_lock(sys.argv[1]):
     time.sleep(60)
 """
 
+# The child says it runs only from its target, that is after its at-fork hooks: killing the
+# parent before then would leave the descriptor open in a child that has not yet closed it.
 _HOLD_AND_FORK = """
 import multiprocessing, sys, time
 from ns_data.job_lock import hold_output_lock
+def sleep_when_started(started):
+    started.set()
+    time.sleep(60)
 with hold_output_lock(sys.argv[1]):
-    child = multiprocessing.get_context("fork").Process(target=time.sleep, args=(60,))
+    fork = multiprocessing.get_context("fork")
+    started = fork.Event()
+    child = fork.Process(target=sleep_when_started, args=(started,))
     child.start()
+    assert started.wait(60)
     print(child.pid, flush=True)
     time.sleep(60)
 """
