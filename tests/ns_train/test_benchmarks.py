@@ -11,6 +11,9 @@ import pytest
 from ns_train.benchmarks.corpus import IMAGENET_MIX, MISSING_SKIMAGE, build_corpus, size_mix
 from ns_train.benchmarks.results import Results, Section, compare, load, results_path, save
 from ns_train.benchmarks.rounds import Candidate, interleaved, rows_of
+from ns_train.benchmarks.scaling import core_counts, growth_exponent, linear_fit
+from ns_train.benchmarks.scaling import notes as scaling_notes
+from ns_train.benchmarks.scaling import plot as scaling_plot
 from ns_train.benchmarks.selection import numpy_select, row_counts, synthetic
 from ns_train.benchmarks.settings import BenchSettings
 from ns_train.benchmarks.table import markdown
@@ -109,3 +112,32 @@ def test_results_files_round_trip_and_compare(tmp_path: Path) -> None:
         "| ours | images/s | 3.00 | 3.00–3.00 | 3.00× | 3.00–3.00 |"
         in second.with_suffix(".md").read_text()
     )
+
+
+def test_scaling_fits_say_how_a_cost_grows() -> None:
+    linear = [(100, 2.0 + 0.01 * 100), (1000, 2.0 + 0.01 * 1000), (10000, 2.0 + 0.01 * 10000)]
+    start_up, per_item = linear_fit(linear) or (0, 0)
+    assert start_up == pytest.approx(2.0) and per_item == pytest.approx(0.01)
+    assert growth_exponent([(10, 1.0), (100, 10.0)]) == pytest.approx(1.0)
+    assert growth_exponent([(10, 1.0), (100, 100.0), (1000, 1e4)]) == pytest.approx(2.0)
+    assert growth_exponent([(10, 1.0)]) is None and linear_fit([(10, 1.0)]) is None
+    assert core_counts(1) == [1] and core_counts(2) == [1, 2] and core_counts(16) == [1, 2, 16]
+
+
+def test_scaling_notes_and_plot_come_from_the_points(tmp_path: Path) -> None:
+    series = {
+        "shard": {"1": [(1000, 1.5), (10000, 10.5)], "2": [(1000, 1.0), (10000, 5.5)]},
+        "select": {"1": [(10**6, 0.01), (10**7, 0.1)]},
+    }
+    notes = scaling_notes(series)
+    assert notes[0] == (
+        "shard on 1 core: 0.5 s start-up + 1 ms per image; "
+        "seconds ∝ N^0.85 from 1,000 to 10,000 images; 83.3 core-hours for 300M images"
+    )
+    assert "shard: 2 cores 1.91× one at 10,000 images (ideal 2×)" in notes
+    assert any(n.startswith("select on 1 core: ") and "300M rows" in n for n in notes)
+    section = Section("scaling", "t", series={k: {c: [list(p) for p in v] for c, v in s.items()}
+                                               for k, s in series.items()})  # fmt: skip
+    out = scaling_plot(section, tmp_path / "scaling.png")
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert Section.from_dict(section.to_dict()).series == section.series

@@ -9,7 +9,7 @@ import typer
 
 from ns_cli.options import Device, Quiet
 
-BENCHMARKS = "shard, loader, label, train, select, sizes, contention, knobs"
+BENCHMARKS = "shard, loader, label, train, select, sizes, scaling, contention, knobs"
 CORPORA = "500x375, 640x480, 1024x768 or imagenet-mix"
 
 

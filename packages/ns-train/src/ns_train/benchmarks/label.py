@@ -30,7 +30,7 @@ def run(ctx: Context) -> Section:
 
     shards = ctx.shard_set()
     size, batch = ctx.sizes.label_size, ctx.sizes.label_batch
-    checkpoint = _checkpoint(ctx.work / "teacher", ctx.settings.model, size)
+    checkpoint = random_checkpoint(ctx.work / "teacher", ctx.settings.model, size)
     backends = ["torch"] + (["dali-gpu" if ctx.cuda else "dali-cpu"] if dali_available() else [])
     candidates = [Candidate(PLAIN, lambda: _plain(shards, ctx, size, batch))]
     candidates += [
@@ -55,7 +55,8 @@ def run(ctx: Context) -> Section:
     )
 
 
-def _checkpoint(directory: Path, model_name: str, size: int) -> Path:
+def random_checkpoint(directory: Path, model_name: str, size: int) -> Path:
+    """A checkpoint of `model_name` with random weights, 1000 classes, for `size` px images."""
     from ns_models import CheckpointConfig, build_model, default_noise, save_checkpoint
 
     model = build_model(model_name, CLASSES, noise=default_noise(model_name))

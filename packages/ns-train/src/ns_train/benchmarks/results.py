@@ -25,6 +25,8 @@ class Section:
     """The sizes it ran at (images, image side, batch, steps, rows, workers ...)."""
     rows: list[Row] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    series: dict[str, Any] = field(default_factory=dict)
+    """Points for a plot, where the section draws one (scaling: stage → cores → [items, s])."""
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -33,12 +35,16 @@ class Section:
             "params": self.params,
             "notes": self.notes,
             "rows": [row.to_dict() for row in self.rows],
+            "series": self.series,
         }
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Section:
         rows = [Row.from_dict(r) for r in data["rows"]]
-        return cls(data["name"], data["title"], dict(data["params"]), rows, list(data["notes"]))
+        series = dict(data.get("series") or {})
+        return cls(
+            data["name"], data["title"], dict(data["params"]), rows, list(data["notes"]), series
+        )
 
 
 @dataclass(slots=True)

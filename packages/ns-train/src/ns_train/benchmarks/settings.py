@@ -8,7 +8,9 @@ from typing import Literal
 
 from ns_train.errors import TrainError
 
-NAMES = ("shard", "loader", "label", "train", "select", "sizes", "contention", "knobs")
+NAMES = (
+    "shard", "loader", "label", "train", "select", "sizes", "scaling", "contention", "knobs",
+)  # fmt: skip
 """Every sub-benchmark, in the order `ns bench` runs them."""
 CORPORA = ("500x375", "640x480", "1024x768", "imagenet-mix")
 """Photo sizes of the built corpus (see `ns_train.benchmarks.corpus`)."""
@@ -42,6 +44,12 @@ class Scale:
     step_count: int
     """Timed steps of a synthetic step loop (after warm-up steps)."""
     knob_sizes: tuple[int, ...]
+    scaling_images: tuple[int, ...]
+    """Image counts of the scaling benchmark's shard, loader and label stages."""
+    scaling_label_images: int
+    """The largest of those that the label stage runs (the slowest per image on a CPU)."""
+    scaling_rows: tuple[int, ...]
+    """Pseudo-label rows of the scaling benchmark's select stage."""
     compile: bool
     """Time torch.compile too (its first step compiles for minutes on a small CPU)."""
 
@@ -51,19 +59,22 @@ SCALES = {
         name="full", repeats=3, images=2000, shard_size=500, loader_size=224, loader_batch=64,
         label_size=224, label_batch=64, train_size=128, train_batch=32, train_steps=60,
         select_rows=30_000_000, step_size=32, step_batch=32, step_count=20,
-        knob_sizes=(64, 128), compile=True,
+        knob_sizes=(64, 128), scaling_images=(200, 2000, 20000), scaling_label_images=2000,
+        scaling_rows=(1_000_000, 10_000_000, 100_000_000), compile=True,
     ),
     "quick": Scale(
         name="quick", repeats=2, images=128, shard_size=32, loader_size=64, loader_batch=16,
         label_size=64, label_batch=16, train_size=32, train_batch=8, train_steps=20,
         select_rows=1_000_000, step_size=32, step_batch=8, step_count=4,
-        knob_sizes=(32,), compile=False,
+        knob_sizes=(32,), scaling_images=(16, 160), scaling_label_images=160,
+        scaling_rows=(10_000, 100_000, 1_000_000), compile=False,
     ),
     "smoke": Scale(
         name="smoke", repeats=1, images=24, shard_size=8, loader_size=32, loader_batch=8,
         label_size=32, label_batch=8, train_size=32, train_batch=8, train_steps=3,
         select_rows=20_000, step_size=16, step_batch=4, step_count=1,
-        knob_sizes=(16,), compile=False,
+        knob_sizes=(16,), scaling_images=(8, 16), scaling_label_images=16,
+        scaling_rows=(10_000, 20_000), compile=False,
     ),
 }  # fmt: skip
 

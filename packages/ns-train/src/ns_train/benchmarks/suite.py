@@ -23,6 +23,7 @@ MODULES = {
     "train": "train",
     "select": "selection",
     "sizes": "sizes",
+    "scaling": "scaling",
     "contention": "contention",
     "knobs": "knobs",
 }
@@ -87,6 +88,7 @@ def run_benchmarks(
         results_path(out_dir, machine["host"], started.date().isoformat()),
         markdown(results),
     )
+    draw_plots(results, path)
     if failed is not None:
         where, error = failed
         if isinstance(error, TrainError | DataError):
@@ -94,6 +96,17 @@ def run_benchmarks(
             raise TrainError(message) from error
         raise error
     return results, path
+
+
+def draw_plots(results: Results, path: Path) -> list[Path]:
+    """Each section whose module has a `plot(section, out)`, drawn beside the results file as
+    `<results stem>-<section>.png`."""
+    drawn = []
+    for section in results.sections:
+        plot = getattr(import_module(f"ns_train.benchmarks.{MODULES[section.name]}"), "plot", None)
+        if plot is not None:
+            drawn.append(plot(section, path.with_name(f"{path.stem}-{section.name}.png")))
+    return drawn
 
 
 def _device(name: str) -> str:
