@@ -34,11 +34,12 @@ def invoke(*args: object) -> tuple[int, str]:
 
 @pytest.fixture(scope="module")
 def results_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """`ns bench --smoke shard select sizes` once: 24 photos, 1 round, 20,000 pseudo-label rows."""
+    """`ns bench --smoke shard select sizes scaling` once: 24 photos, 1 round, 20,000 pseudo-label
+    rows; scaling at 8 and 16 images."""
     pytest.importorskip("skimage", reason="the built corpus is cut from scikit-image's photos")
     root = tmp_path_factory.mktemp("bench")
     code, output = invoke(
-        "--smoke", "shard", "select", "sizes", "--rows", 20_000, "--workers", 2,
+        "--smoke", "shard", "select", "sizes", "scaling", "--rows", 20_000, "--workers", 2,
         "--out", root / "out", "--cache", root / "cache", "--quiet",
     )  # fmt: skip
     assert code == 0, output
@@ -56,7 +57,7 @@ def test_results_file_has_the_machine_and_every_row(results_file: Path) -> None:
     assert results_file.name.startswith(f"{machine['host']}-{results['started'][:10]}")
     assert results["settings"]["scale"] == "smoke" and results["settings"]["repeats"] == 1
     sections = {s["name"]: s for s in results["sections"]}
-    assert list(sections) == ["shard", "select", "sizes"]
+    assert list(sections) == ["shard", "select", "sizes", "scaling"]
     shard_rows = {r["name"]: r for r in sections["shard"]["rows"]}
     assert set(shard_rows) == {
         f"{method}, {workers}"
@@ -97,6 +98,29 @@ def test_sizes_are_measured_per_sample_from_the_files(results_file: Path) -> Non
     assert 1 < per_sample["selection plan (plan.npy)"] <= 1 + 128 / 24  # uint8 copies + header
     assert per_sample["loader sample table, in memory"] == 8 + 4 + 8 * 4  # id, shard, 4 offsets
     assert sizes["notes"][-1].startswith("at 300,000,000 samples: encoded images (in the tars) ")
+
+
+def test_scaling_times_every_stage_per_core_count_and_plots_it(results_file: Path) -> None:
+    from ns_data.cpus import usable_cores
+    from ns_train.benchmarks.scaling import STAGES, core_counts
+
+    scaling = next(
+        s for s in json.loads(results_file.read_text())["sections"] if s["name"] == "scaling"
+    )
+    cores = [str(c) for c in core_counts(usable_cores())]
+    assert list(scaling["series"]) == list(STAGES)
+    for stage, by_cores in scaling["series"].items():
+        assert list(by_cores) == cores
+        sizes = [n for n, _ in by_cores["1"]]
+        assert sizes == ([10_000, 20_000] if stage == "select" else [8, 16])
+        assert all(seconds > 0 for points in by_cores.values() for _, seconds in points)
+    rows = {(r["name"], r["metric"]): r["median"] for r in scaling["rows"]}
+    seconds = rows[("shard, 1 core, 16 images", "seconds")]
+    assert rows[("shard, 1 core, 16 images", "images/s")] == pytest.approx(16 / seconds)
+    for stage in STAGES:  # the fits' signs are noise at these sizes: the unit tests check them
+        assert any(note.startswith(f"{stage} on 1 core: ") for note in scaling["notes"])
+    plot = results_file.with_name(f"{results_file.stem}-scaling.png")
+    assert plot.read_bytes()[:4] == b"\x89PNG"
 
 
 def test_compare_prints_the_change_per_row(results_file: Path, tmp_path: Path) -> None:

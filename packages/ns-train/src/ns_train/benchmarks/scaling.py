@@ -276,10 +276,8 @@ def notes(series: dict[str, dict[str, list[Point]]]) -> list[str]:
             slope, fit = growth_exponent(points), linear_fit(points)
             if fit is not None:
                 start_up, per_item = fit
-                parts.append(
-                    f"{number(start_up)} s start-up + {_duration(per_item)} per "
-                    f"{items.removesuffix('s')}"
-                )
+                start = f"{number(start_up)} s" if start_up > 0 else "no"  # < 0: fit noise
+                parts.append(f"{start} start-up + {_duration(per_item)} per {items[:-1]}")
             if slope is not None:
                 (n1, _), (n2, _) = sorted(points)[-2:]
                 parts.append(f"seconds ∝ N^{slope:.2f} from {n1:,} to {n2:,} {items}")
@@ -303,6 +301,7 @@ def plot(section: Section, out: Path) -> Path:
     """One log-log panel per stage: seconds over items, a line per core count, and a dashed
     line of slope 1 (linear growth) through each 1-core series' first point."""
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullFormatter
 
     from ns_train.plots import save_figure
 
@@ -321,6 +320,7 @@ def plot(section: Section, out: Path) -> Path:
                     lw=1,
                     label="linear",
                 )
+        axis.xaxis.set_minor_formatter(NullFormatter())  # decades only: minor labels collide
         axis.set(xlabel=_items(stage), ylabel="seconds", title=stage)
         axis.legend(fontsize=8)
     fig.tight_layout()
