@@ -34,12 +34,13 @@ def invoke(*args: object) -> tuple[int, str]:
 
 @pytest.fixture(scope="module")
 def results_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """`ns bench --smoke shard select sizes scaling` once: 24 photos, 1 round, 20,000 pseudo-label
-    rows; scaling at 8 and 16 images."""
+    """`ns bench --smoke shard select sizes scaling contention` once: 24 photos, 1 round, 20,000
+    pseudo-label rows; scaling at 8 and 16 images; one step per contention setting."""
     pytest.importorskip("skimage", reason="the built corpus is cut from scikit-image's photos")
     root = tmp_path_factory.mktemp("bench")
     code, output = invoke(
-        "--smoke", "shard", "select", "sizes", "scaling", "--rows", 20_000, "--workers", 2,
+        "--smoke", "shard", "select", "sizes", "scaling", "contention", "--rows", 20_000,
+        "--workers", 2,
         "--out", root / "out", "--cache", root / "cache", "--quiet",
     )  # fmt: skip
     assert code == 0, output
@@ -57,7 +58,7 @@ def test_results_file_has_the_machine_and_every_row(results_file: Path) -> None:
     assert results_file.name.startswith(f"{machine['host']}-{results['started'][:10]}")
     assert results["settings"]["scale"] == "smoke" and results["settings"]["repeats"] == 1
     sections = {s["name"]: s for s in results["sections"]}
-    assert list(sections) == ["shard", "select", "sizes", "scaling"]
+    assert list(sections) == ["shard", "select", "sizes", "scaling", "contention"]
     shard_rows = {r["name"]: r for r in sections["shard"]["rows"]}
     assert set(shard_rows) == {
         f"{method}, {workers}"
@@ -121,6 +122,21 @@ def test_scaling_times_every_stage_per_core_count_and_plots_it(results_file: Pat
         assert any(note.startswith(f"{stage} on 1 core: ") for note in scaling["notes"])
     plot = results_file.with_name(f"{results_file.stem}-scaling.png")
     assert plot.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_contention_measures_each_setting_alone_and_loaded(results_file: Path) -> None:
+    contention = next(
+        s for s in json.loads(results_file.read_text())["sections"] if s["name"] == "contention"
+    )
+    rows = {r["name"]: r for r in contention["rows"]}
+    busy = contention["params"]["load"].split()[0]
+    settings = ("torch default threads", "1 thread", "threads = usable cores - load")
+    for setting in settings:  # PASSIVE needs a process of its own: full scale only
+        loaded = rows[f"{setting}, beside {busy} busy core" + ("s" if busy != "1" else "")]
+        assert loaded["baseline"] == f"{setting}, alone" and loaded["ratio"] > 0
+    assert len(rows) == 2 * len(settings)
+    assert rows["1 thread, alone"]["note"] == "1 thread"
+    assert "OMP_WAIT_POLICY=PASSIVE left out: full scale only" in contention["notes"]
 
 
 def test_compare_prints_the_change_per_row(results_file: Path, tmp_path: Path) -> None:

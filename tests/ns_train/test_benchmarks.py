@@ -141,3 +141,18 @@ def test_scaling_notes_and_plot_come_from_the_points(tmp_path: Path) -> None:
     out = scaling_plot(section, tmp_path / "scaling.png")
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert Section.from_dict(section.to_dict()).series == section.series
+
+
+@pytest.mark.slow
+def test_a_contention_environment_runs_in_a_process_of_its_own() -> None:
+    from ns_train.benchmarks.contention import _child
+
+    job = {"model": "efficientnet_b0", "size": 16, "batch": 2, "steps": 1, "rounds": 1,
+           "settings": [("1 thread", "1")], "load": 1, "cores": 2}  # fmt: skip
+    found: list[dict[str, object]] = []
+    _child(job, {"OMP_WAIT_POLICY": "PASSIVE"}, found.append)
+    assert [(r["setting"], r["load"], r["threads"]) for r in found] == [
+        ("1 thread", 0, 1),
+        ("1 thread", 1, 1),
+    ]
+    assert all(float(str(r["rate"])) > 0 for r in found)

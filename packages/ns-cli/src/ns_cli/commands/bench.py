@@ -22,7 +22,10 @@ def bench_command(
     ] = None,
     quick: Annotated[
         bool,
-        typer.Option("--quick", help="Small sizes: the whole set in about 2 minutes on 2 cores."),
+        typer.Option(
+            "--quick",
+            help="Small sizes: all but scaling in under 2 minutes on 2 cores (name it to add it).",
+        ),
     ] = False,
     smoke: Annotated[
         bool,
@@ -93,11 +96,11 @@ def bench_command(
     if compare is not None:
         _compare(console, *compare)
         return
-    from ns_train.benchmarks import NAMES, BenchSettings, run_benchmarks
+    from ns_train.benchmarks import NAMES, QUICK_NAMES, BenchSettings, run_benchmarks
     from ns_train.benchmarks.table import rich_tables
 
     settings = BenchSettings(
-        names=tuple(names) if names else NAMES,
+        names=tuple(names) if names else QUICK_NAMES if quick else NAMES,
         scale="smoke" if smoke else "quick" if quick else "full",
         repeats=repeats,
         rows=rows,

@@ -9,7 +9,7 @@ table; `compare` puts two results files side by side.
 
 from __future__ import annotations
 
-from ns_train.benchmarks.settings import CORPORA, NAMES, BenchSettings
+from ns_train.benchmarks.settings import CORPORA, NAMES, QUICK_NAMES, BenchSettings
 from ns_train.benchmarks.suite import run_benchmarks
 
-__all__ = ["CORPORA", "NAMES", "BenchSettings", "run_benchmarks"]
+__all__ = ["CORPORA", "NAMES", "QUICK_NAMES", "BenchSettings", "run_benchmarks"]

@@ -3,9 +3,10 @@
 The step loop (the model at a small side on random tensors, SGD; no loader: this measures the
 threads of torch's kernels) runs alone and beside a fixed CPU load, half the usable cores (at
 least one) each spun by a pure-Python process, for each thread setting. OpenMP reads its
-environment once, when torch loads it, so each environment runs in a process of its own, which
-interleaves its thread settings and loads round by round. The ratio is loaded / alone; a fair
-share would be (cores - load) / cores.
+environment once, when torch loads it, so the settings of this process's environment run here,
+and OMP_WAIT_POLICY=PASSIVE in a process of its own (at the full scale only: that process pays
+the imports of torch and timm); each interleaves its settings and loads round by round. The
+ratio is loaded / alone; a fair share would be (cores - load) / cores.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ import json
 import os
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from typing import Any
 
 from ns_data.cpus import usable_cores
@@ -33,38 +36,54 @@ SETTINGS: dict[str, tuple[str, str]] = {
 }
 """Setting → (environment, threads: default, 1 or free = the cores the load leaves)."""
 
-STEP_LOOP = r"""
-import json, subprocess, sys, time, timm, torch
-job = json.loads(sys.argv[1])
-default = torch.get_num_threads()
-model = timm.create_model(job["model"], num_classes=10)
-optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
-size, batch, steps = job["size"], job["batch"], job["steps"]
-images, labels = torch.randn(batch, 3, size, size), torch.randint(0, 10, (batch,))
-def rate():
-    for step in range(steps + 2):
-        if step == 2:
-            started = time.perf_counter()
-        optimizer.zero_grad()
-        torch.nn.functional.cross_entropy(model(images), labels).backward()
-        optimizer.step()
-    return steps * batch / (time.perf_counter() - started)
-spin = [sys.executable, "-c", "while True: pass"]
-for _ in range(job["rounds"]):
-    for name, threads in job["settings"]:
-        for load in (0, job["load"]):
-            n = {"default": default, "1": 1, "free": max(1, job["cores"] - load)}[threads]
-            torch.set_num_threads(n)
-            spinners = [subprocess.Popen(spin) for _ in range(load)]
-            try:
-                time.sleep(0.05 * bool(load))
-                found = rate()
-            finally:
-                for p in spinners:
-                    p.kill()
-                    p.wait()
-            print(json.dumps({"setting": name, "load": load, "rate": found, "threads": n}), flush=True)
+CHILD = """
+import json, sys
+from ns_train.benchmarks.contention import step_rates
+step_rates(json.loads(sys.argv[1]), lambda record: print(json.dumps(record), flush=True))
 """
+"""The step loop in a process of its own, for an environment that OpenMP must read at start."""
+
+
+def step_rates(job: dict[str, Any], report: Callable[[dict[str, Any]], None]) -> None:
+    """Per round, setting and load (none, then `job["load"]` spinning processes): the step
+    loop's images/s, passed to `report` with the setting, the load and the threads used."""
+    import timm
+    import torch
+
+    default = torch.get_num_threads()
+    model = timm.create_model(job["model"], num_classes=10)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.01)
+    size, batch, steps = job["size"], job["batch"], job["steps"]
+    images, labels = torch.randn(batch, 3, size, size), torch.randint(0, 10, (batch,))
+
+    def rate() -> float:
+        started = time.perf_counter()
+        for step in range(steps + 2):
+            if step == 2:
+                started = time.perf_counter()
+            optimizer.zero_grad()
+            torch.nn.functional.cross_entropy(model(images), labels).backward()
+            optimizer.step()
+        return steps * batch / (time.perf_counter() - started)
+
+    spin = [sys.executable, "-c", "while True: pass"]
+    try:
+        for _ in range(job["rounds"]):
+            for name, threads in job["settings"]:
+                for load in (0, job["load"]):
+                    n = {"default": default, "1": 1, "free": max(1, job["cores"] - load)}[threads]
+                    torch.set_num_threads(n)
+                    spinners = [subprocess.Popen(spin) for _ in range(load)]
+                    try:
+                        time.sleep(0.05 * bool(load))
+                        found = rate()
+                    finally:
+                        for process in spinners:
+                            process.kill()
+                            process.wait()
+                    report({"setting": name, "load": load, "rate": found, "threads": n})
+    finally:
+        torch.set_num_threads(default)
 
 
 def run(ctx: Context) -> Section:
@@ -72,11 +91,13 @@ def run(ctx: Context) -> Section:
     load = max(1, cores // 2)
     sizes = ctx.sizes
     ctx.begin("contention")
-    ctx.expect(ctx.settings.rounds * len(SETTINGS) * 2)
     runs: dict[str, list[Metrics]] = {}
     threads: dict[str, int] = {}
-    for env_name, env in ENVIRONMENTS.items():
-        settings = [(name, t) for name, (e, t) in SETTINGS.items() if e == env_name]
+    environments = ENVIRONMENTS if sizes.thorough else {"": {}}
+    chosen = {name: s for name, s in SETTINGS.items() if s[0] in environments}
+    ctx.expect(ctx.settings.rounds * len(chosen) * 2)
+    for env_name, env in environments.items():
+        settings = [(name, t) for name, (e, t) in chosen.items() if e == env_name]
         job = {
             "model": ctx.settings.model,
             "size": sizes.step_size,
@@ -87,12 +108,19 @@ def run(ctx: Context) -> Section:
             "load": load,
             "cores": cores,
         }
-        for found in _child(job, env, ctx):
+
+        def record(found: dict[str, Any]) -> None:
+            ctx.tick(f"{found['setting']}, load {found['load']}")
             key = _name(found["setting"], int(found["load"]), load)
             runs.setdefault(key, []).append({"images/s": found["rate"]})
             threads[key] = int(found["threads"])
+
+        if env:
+            _child(job, env, record)
+        else:  # this process's own environment: no second start-up
+            step_rates(job, record)
     candidates = []
-    for name in SETTINGS:
+    for name in chosen:
         alone = _name(name, 0, load)
         candidates += [
             Candidate(alone, _unused),
@@ -115,7 +143,8 @@ def run(ctx: Context) -> Section:
             "load": f"{load} spinning processes",
         },
         rows,
-        [f"a fair share beside the load would be {fair:.2f}× of alone (× baseline of loaded rows)"],
+        [f"a fair share beside the load would be {fair:.2f}× of alone (× baseline of loaded rows)"]
+        + ([] if sizes.thorough else ["OMP_WAIT_POLICY=PASSIVE left out: full scale only"]),
     )
 
 
@@ -128,11 +157,12 @@ def _unused() -> Metrics:
     raise AssertionError("contention runs in a child process")
 
 
-def _child(job: dict[str, Any], env: dict[str, str], ctx: Context) -> list[dict[str, Any]]:
-    """Run the step loop's process; tick the progress line as each measurement arrives."""
-    found = []
+def _child(
+    job: dict[str, Any], env: dict[str, str], record: Callable[[dict[str, Any]], None]
+) -> None:
+    """Run the step loop in a process with `env` added; `record` each measurement as it comes."""
     with subprocess.Popen(
-        [sys.executable, "-c", STEP_LOOP, json.dumps(job)],
+        [sys.executable, "-c", CHILD, json.dumps(job)],
         env={**os.environ, **env},
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -140,13 +170,10 @@ def _child(job: dict[str, Any], env: dict[str, str], ctx: Context) -> list[dict[
     ) as child:
         assert child.stdout is not None and child.stderr is not None
         for line in child.stdout:
-            record = json.loads(line)
-            ctx.tick(f"{record['setting']}, load {record['load']}")
-            found.append(record)
+            record(json.loads(line))
         errors = child.stderr.read()
     if child.returncode != 0:
         from ns_train.errors import TrainError
 
         last = errors.strip().splitlines()[-1] if errors.strip() else f"exit {child.returncode}"
         raise TrainError(f"the contention step loop failed: {last}")
-    return found

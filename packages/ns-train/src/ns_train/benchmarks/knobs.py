@@ -36,7 +36,7 @@ def knob_configs(compile_too: bool) -> dict[str, Any]:
 
 def run(ctx: Context) -> Section:
     sizes = ctx.sizes
-    knobs = knob_configs(sizes.compile)
+    knobs = knob_configs(sizes.thorough)
     notes = []
     if "torch.compile" in knobs:
         try:

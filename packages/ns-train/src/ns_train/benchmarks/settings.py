@@ -12,6 +12,8 @@ NAMES = (
     "shard", "loader", "label", "train", "select", "sizes", "scaling", "contention", "knobs",
 )  # fmt: skip
 """Every sub-benchmark, in the order `ns bench` runs them."""
+QUICK_NAMES = tuple(n for n in NAMES if n != "scaling")
+"""What `ns bench --quick` runs unless names are given: at its sizes scaling would time start-up."""
 CORPORA = ("500x375", "640x480", "1024x768", "imagenet-mix")
 """Photo sizes of the built corpus (see `ns_train.benchmarks.corpus`)."""
 ScaleName = Literal["full", "quick", "smoke"]
@@ -50,8 +52,9 @@ class Scale:
     """The largest of those that the label stage runs (the slowest per image on a CPU)."""
     scaling_rows: tuple[int, ...]
     """Pseudo-label rows of the scaling benchmark's select stage."""
-    compile: bool
-    """Time torch.compile too (its first step compiles for minutes on a small CPU)."""
+    thorough: bool
+    """The slow extras too: torch.compile in knobs (its first step compiles for minutes on a
+    small CPU) and OMP_WAIT_POLICY=PASSIVE in contention (a step-loop process of its own)."""
 
 
 SCALES = {
@@ -60,21 +63,21 @@ SCALES = {
         label_size=224, label_batch=64, train_size=128, train_batch=32, train_steps=60,
         select_rows=30_000_000, step_size=32, step_batch=32, step_count=20,
         knob_sizes=(64, 128), scaling_images=(200, 2000, 20000), scaling_label_images=2000,
-        scaling_rows=(1_000_000, 10_000_000, 100_000_000), compile=True,
+        scaling_rows=(1_000_000, 10_000_000, 100_000_000), thorough=True,
     ),
     "quick": Scale(
         name="quick", repeats=2, images=128, shard_size=32, loader_size=64, loader_batch=16,
         label_size=64, label_batch=16, train_size=32, train_batch=8, train_steps=20,
         select_rows=1_000_000, step_size=32, step_batch=8, step_count=4,
-        knob_sizes=(32,), scaling_images=(16, 160), scaling_label_images=160,
-        scaling_rows=(10_000, 100_000, 1_000_000), compile=False,
+        knob_sizes=(32,), scaling_images=(16, 64), scaling_label_images=64,
+        scaling_rows=(10_000, 100_000, 1_000_000), thorough=False,
     ),
     "smoke": Scale(
         name="smoke", repeats=1, images=24, shard_size=8, loader_size=32, loader_batch=8,
         label_size=32, label_batch=8, train_size=32, train_batch=8, train_steps=3,
         select_rows=20_000, step_size=16, step_batch=4, step_count=1,
         knob_sizes=(16,), scaling_images=(8, 16), scaling_label_images=16,
-        scaling_rows=(10_000, 20_000), compile=False,
+        scaling_rows=(10_000, 20_000), thorough=False,
     ),
 }  # fmt: skip
 

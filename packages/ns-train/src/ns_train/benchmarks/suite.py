@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tempfile
+import time
 from datetime import UTC, datetime
 from importlib import import_module
 from pathlib import Path
@@ -46,6 +47,7 @@ def run_benchmarks(
     load_start = load_average()
     machine = describe()
     sections: list[Section] = []
+    part_seconds: dict[str, float] = {}
     failed: tuple[str, BaseException] | None = None
     with (
         tempfile.TemporaryDirectory(prefix="ns-bench-") as work,
@@ -54,11 +56,13 @@ def run_benchmarks(
         ctx = Context(settings, Path(work), device, workers, progress)
         for name in dict.fromkeys(settings.names):
             module = import_module(f"ns_train.benchmarks.{MODULES[name]}")
+            part_started = time.perf_counter()
             try:
                 sections.append(module.run(ctx))
             except Exception as err:  # keep what was measured; the error is raised below
                 failed = (name, err)
                 break
+            part_seconds[name] = round(time.perf_counter() - part_started, 1)
             ctx.done()
     machine["load_start"], machine["load_end"] = load_start, load_average()
     finished = datetime.now(UTC)
@@ -76,6 +80,7 @@ def run_benchmarks(
             "device": device,
             "model": settings.model,
             "seconds": round((finished - started).total_seconds(), 1),
+            "seconds per part": part_seconds,
             "failed": None if failed is None else f"{failed[0]}: {failed[1]}",
         },
         machine=machine,

@@ -70,6 +70,9 @@ def markdown(results: Results) -> str:
         f"Scale {s['scale']}, median of {s['repeats']} interleaved rounds; × baseline: the median "
         "of each round's ratio to the baseline in that round (more than 1 is better).",
     ]
+    if s.get("seconds per part"):
+        parts = ", ".join(f"{name} {number(t)} s" for name, t in s["seconds per part"].items())
+        lines.append(f"Took {number(s['seconds'])} s in all: {parts}.")
     for section in results.sections:
         lines += ["", f"## {section.name}: {section.title}", "", f"{params_line(section)}.", ""]
         lines.append("| " + " | ".join(HEADER) + " |")
