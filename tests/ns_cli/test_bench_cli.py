@@ -206,6 +206,7 @@ def test_label_and_train_call_the_engine(tmp_path: Path) -> None:
     sections = {s["name"]: s for s in json.loads(path.read_text())["sections"]}
     label_rows = {(r["name"], r["metric"]) for r in sections["label"]["rows"]}
     assert ("ns label, torch loader", "images/s, loop only") in label_rows
+    assert any(name.startswith("ns label --bf16, ") for name, _ in label_rows)  # on the CPU
     train_rows = {r["name"]: r for r in sections["train"]["rows"]}
     assert train_rows["ns train, torch loader"]["baseline"].startswith("plain timm loop")
     assert sections["train"]["notes"][0].startswith("training FLOPs per image")

@@ -156,7 +156,8 @@ class LabelConfig:
     device: str = "auto"
     """auto (cuda when present), cpu, cuda or cuda:N."""
     bf16: bool = False
-    """bfloat16 autocast (for GPUs; labels then differ slightly from float32 ones)."""
+    """bfloat16 autocast (GPUs, and CPUs with AMX or AVX512-BF16: `ns bench label` times it;
+    labels then differ slightly from float32 ones)."""
     channels_last: bool = True
     """Channels-last memory format for the model and the images."""
     loader: LoaderConfig = field(default_factory=LoaderConfig)

@@ -34,7 +34,10 @@ def label_command(
     topk: Annotated[int, typer.Option("--topk", help="Classes kept per image.")] = 10,
     temperature: Annotated[float, typer.Option("--temperature", help="Softmax temperature.")] = 1.0,
     batch_size: BatchSize = 128,
-    bf16: Annotated[bool, typer.Option("--bf16", help="bfloat16 autocast (GPU).")] = False,
+    bf16: Annotated[
+        bool,
+        typer.Option("--bf16", help="bfloat16 autocast (GPUs; CPUs with AMX or AVX512-BF16)."),
+    ] = False,
     channels_last: Annotated[
         bool, typer.Option("--channels-last/--no-channels-last", help="NHWC memory format.")
     ] = True,
