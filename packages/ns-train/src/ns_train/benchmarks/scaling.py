@@ -195,10 +195,10 @@ class _Stages:
 
         from ns_data.cpus import usable_cores
         from ns_data.labels.selection import select
-        from ns_train.benchmarks.selection import CLASSES, synthetic
+        from ns_train.benchmarks.selection import CLASSES, paper_target, synthetic
 
         top_class, confidence = synthetic(n, CLASSES)
-        target = max(1, round(n * 130_000 / PAPER_IMAGES))
+        target = paper_target(n)
         threads = numba.get_num_threads()
         numba.set_num_threads(min(usable_cores(), numba.config.NUMBA_NUM_THREADS))  # type: ignore[attr-defined]  # set at import
         try:

@@ -34,6 +34,11 @@ def row_counts(largest: int) -> list[int]:
     return [n for n in counts if n >= 10_000] or [largest]
 
 
+def paper_target(rows: int) -> int:
+    """The paper's share per class (130K per class from 300M rows), scaled to `rows`."""
+    return max(1, round(rows * 130_000 / 300_000_000))
+
+
 def run(ctx: Context) -> Section:
     from ns_data.labels.selection import select
 
@@ -45,7 +50,7 @@ def run(ctx: Context) -> Section:
     for n in counts:
         top_class, confidence = synthetic(n, CLASSES)
         conf32 = confidence.astype(np.float32)
-        target = max(1, round(n * 130_000 / 300_000_000))
+        target = paper_target(n)
         if n == counts[0]:  # numba compiles (or loads its cache) on the first call of a process
             for dtype, scores in (("float16", confidence), ("float32", conf32)):
                 first = _numba(top_class, scores, target)["seconds"]
