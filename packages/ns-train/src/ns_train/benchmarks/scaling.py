@@ -34,10 +34,10 @@ import numpy as np
 from ns_train.benchmarks.context import Context
 from ns_train.benchmarks.results import Section
 from ns_train.benchmarks.rounds import Row
+from ns_train.benchmarks.settings import PAPER_UNLABELED
+from ns_train.benchmarks.table import number
 
 STAGES = ("shard", "loader", "label", "select")
-PAPER_IMAGES = 300_000_000
-"""The paper's unlabeled set (JFT): the size the plan's core-hours are given for."""
 Point = tuple[int, float]
 """(items, seconds) of one timed run."""
 
@@ -119,9 +119,9 @@ class _Stages:
             return out
         partial = self.work / f".photos-{n}"
         shutil.rmtree(partial, ignore_errors=True)
-        for number in range(n):
-            photo = self.photos[number % len(self.photos)]
-            target = partial / photo.parent.name / f"{number:07d}.jpg"
+        for index in range(n):
+            photo = self.photos[index % len(self.photos)]
+            target = partial / photo.parent.name / f"{index:07d}.jpg"
             target.parent.mkdir(parents=True, exist_ok=True)
             try:
                 os.link(photo, target)
@@ -236,8 +236,6 @@ def _cores(count: int) -> str:
 
 def _duration(seconds: float) -> str:
     """A short time in the unit that suits it: 1.23 ms, 4.56 µs, 7.89 ns."""
-    from ns_train.benchmarks.table import number
-
     for unit, scale in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6)):
         if abs(seconds) >= scale * 0.9995:  # 999.8 µs reads 1 ms
             return f"{number(seconds / scale)} {unit}"
@@ -266,8 +264,6 @@ def _items(stage: str) -> str:
 def notes(series: dict[str, dict[str, list[Point]]]) -> list[str]:
     """Per stage and core count: the growth exponent, start-up and cost per item; then the
     speed-up of the most cores over one at the largest size and the core-hours for 300M items."""
-    from ns_train.benchmarks.table import number
-
     lines = []
     for stage, by_cores in series.items():
         items = _items(stage)
@@ -282,8 +278,10 @@ def notes(series: dict[str, dict[str, list[Point]]]) -> list[str]:
                 (n1, _), (n2, _) = sorted(points)[-2:]
                 parts.append(f"seconds ∝ N^{slope:.2f} from {n1:,} to {n2:,} {items}")
             if fit is not None and count == "1" and fit[1] > 0:
-                hours = PAPER_IMAGES * fit[1] / 3600
-                parts.append(f"{number(hours)} core-hours for {PAPER_IMAGES // 1_000_000}M {items}")
+                hours = PAPER_UNLABELED * fit[1] / 3600
+                parts.append(
+                    f"{number(hours)} core-hours for {PAPER_UNLABELED // 1_000_000}M {items}"
+                )
             if parts:
                 lines.append(f"{stage} on {_cores(int(count))}: " + "; ".join(parts))
         largest = {int(c): max(points) for c, points in by_cores.items() if points}

@@ -21,6 +21,7 @@ import numpy as np
 from ns_train.benchmarks.context import Context
 from ns_train.benchmarks.results import Section
 from ns_train.benchmarks.rounds import Candidate, Metrics, Row, rows_of
+from ns_train.benchmarks.settings import PAPER_UNLABELED
 
 CLASSES = 1000
 THRESHOLD = 0.3
@@ -36,7 +37,7 @@ def row_counts(largest: int) -> list[int]:
 
 def paper_target(rows: int) -> int:
     """The paper's share per class (130K per class from 300M rows), scaled to `rows`."""
-    return max(1, round(rows * 130_000 / 300_000_000))
+    return max(1, round(rows * 130_000 / PAPER_UNLABELED))
 
 
 def run(ctx: Context) -> Section:

@@ -14,6 +14,8 @@ NAMES = (
 """Every sub-benchmark, in the order `ns bench` runs them."""
 QUICK_NAMES = tuple(n for n in NAMES if n != "scaling")
 """What `ns bench --quick` runs unless names are given: at its sizes scaling would time start-up."""
+PAPER_UNLABELED = 300_000_000
+"""The paper's unlabeled images (JFT-300M): the size that totals and plans are given for."""
 CORPORA = ("500x375", "640x480", "1024x768", "imagenet-mix")
 """Photo sizes of the built corpus (see `ns_train.benchmarks.corpus`)."""
 ScaleName = Literal["full", "quick", "smoke"]

@@ -21,13 +21,12 @@ import numpy as np
 from ns_train.benchmarks.context import Context
 from ns_train.benchmarks.results import Section
 from ns_train.benchmarks.rounds import Row
+from ns_train.benchmarks.settings import PAPER_UNLABELED
 from ns_train.config import LabelConfig
 
 if TYPE_CHECKING:
     from ns_data.shards.manifest import Manifest
 
-AT_SCALE = 300_000_000
-"""The paper's unlabeled images (JFT-300M)."""
 TOPK = LabelConfig().topk
 """What `ns label` keeps by default."""
 UNIT = "B"
@@ -70,8 +69,10 @@ def run(ctx: Context) -> Section:
         Row(f"{name}, per sample", "bytes", UNIT, [total / count]) for name, total in sizes.items()
     ]
     notes.append(
-        f"at {AT_SCALE:,} samples: "
-        + "; ".join(f"{name} {_human(total / count * AT_SCALE)}" for name, total in sizes.items())
+        f"at {PAPER_UNLABELED:,} samples: "
+        + "; ".join(
+            f"{name} {_human(total / count * PAPER_UNLABELED)}" for name, total in sizes.items()
+        )
     )
     return Section(
         "sizes",
