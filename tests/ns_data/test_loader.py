@@ -52,12 +52,13 @@ def test_shapes_dtype_and_range(photo_set: Path, backend: str, view: View) -> No
 
 @needs_dali
 def test_backends_agree_on_the_eval_view(photo_set: Path) -> None:
-    """Same decode, antialiased resize and center crop; only the resampling kernels differ."""
+    """Both decode with libjpeg-turbo and resize with torchvision's uint8 kernel (on the CPU,
+    DALI's pipeline calls it): the same pixels, up to the float rounding of the normalization."""
     dali, _, dali_ids = epoch(make(photo_set, EVAL, "dali-cpu"))
     ref, _, ref_ids = epoch(make(photo_set, EVAL, "torch"))
     assert torch.equal(dali_ids, ref_ids)
     difference = (dali - ref).abs() * torch.tensor(IMAGENET_STD)[:, None, None]  # in [0, 1] pixels
-    assert difference.mean() < 0.005, difference.mean()  # measured 0.0018: resampling kernels
+    assert difference.max() < 1e-4, difference.max()  # measured 1.6e-7; one level is 0.0039
 
 
 CROP_FLIP = View(image_size=32, train=True, randaugment_n=0)  # keeps colors, moves pixels

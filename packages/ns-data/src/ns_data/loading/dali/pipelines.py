@@ -3,7 +3,8 @@
 Images arrive through `external_source` from our own sampler (so selection-plan copies, rank
 splits and exact resume are ours), with the train view's random draws (`loading.draws`) beside
 them: the pipeline draws nothing itself. Decoding is DALI's (`mixed` = nvJPEG on the GPU, or the
-CPU; the train view decodes only its crop window) and augmentation runs on the same device.
+CPU; the train view decodes only its crop window) and augmentation runs on the same device; on the
+CPU the resize is torchvision's uint8 kernel (`dali.resize`).
 RandAugment applies DALI's suite (`dali.augment`) with the ops and signs we drew. The pipeline
 lives in a file because DALI's conditionals (RandAugment's per-sample op choice) need the source.
 """
@@ -19,6 +20,7 @@ from nvidia.dali.data_node import DataNode
 from nvidia.dali.types import DALIDataType, DALIImageType, DALIInterpType
 
 from ns_data.loading.dali.augment import rand_augment_suite
+from ns_data.loading.dali.resize import torch_resize
 from ns_data.loading.views import View
 
 BatchSource = Callable[[], tuple[list, ...]]
@@ -70,7 +72,7 @@ def view_pipeline(source: BatchSource, view: View, gpu: bool):
         )
         encoded, rows, anchor, shape, mirror = inputs[:5]
         images = fn.decoders.image_slice(encoded, anchor, shape, axis_names="HW", **decoder)
-        images = fn.resize(images, size=size, antialias=True)  # type: ignore[assignment]  # one input: one DataNode
+        images = _resize(images, size, gpu)
         if view.randaugment_n:
             images = _rand_augment(images, inputs[5], inputs[6], view, gpu)
     else:
@@ -78,7 +80,7 @@ def view_pipeline(source: BatchSource, view: View, gpu: bool):
             source=source, num_outputs=2, batch=True, dtype=[DALIDataType.UINT8, DALIDataType.INT64]
         )
         images = fn.decoders.image(encoded, **decoder)
-        images = fn.resize(images, resize_shorter=view.resize_to, antialias=True)  # type: ignore[assignment]  # one input: one DataNode
+        images = _resize(images, [view.resize_to], gpu)
         mirror = 0
     images = fn.crop_mirror_normalize(
         images,
@@ -92,6 +94,18 @@ def view_pipeline(source: BatchSource, view: View, gpu: bool):
         std=[255 * s for s in view.std],
     )
     return images, rows
+
+
+def _resize(images: DataNode, size: list[int], gpu: bool) -> DataNode:
+    """Antialiased resize to `size` ([height, width], or [shorter side]): DALI's on the GPU,
+    torchvision's uint8 kernel on the CPU (`dali.resize`: 4-5x faster there)."""
+    if gpu:
+        if len(size) == 1:
+            return fn.resize(images, resize_shorter=size[0], antialias=True)  # type: ignore[return-value]  # one input: one DataNode
+        return fn.resize(images, size=size, antialias=True)  # type: ignore[return-value]
+    return fn.python_function(
+        images, function=torch_resize(size), batch_processing=True, output_layouts="HWC"
+    )
 
 
 def _rand_augment(images, ops, signs, view: View, gpu: bool):
