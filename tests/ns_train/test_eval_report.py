@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from rich.progress import Progress
 from typer.testing import CliRunner
 
 from ns_cli.main import app
@@ -127,6 +128,32 @@ def test_imagenet_c_suite_saves_units_resumes_and_normalizes(
     table = (out / "imagenet-c.md").read_text()
     assert "gaussian_noise" in table and "spatter (extra)" in table
     assert (out / "imagenet-c.png").stat().st_size > 0
+
+
+@pytest.mark.parametrize("with_clean", [True, False], ids=["clean", "no-clean"])
+def test_imagenet_c_progress_ends_at_its_total(
+    teacher: TrainResult,
+    test_folder: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    with_clean: bool,
+) -> None:
+    """One step per unit and one for the clean set when there is one (the demo showed 96/95)."""
+    import ns_train.evaluation.suites as suites
+
+    shown = suites.job_progress
+    made: list[Progress] = []
+
+    def recording(enabled: bool = True) -> Progress:
+        made.append(shown(False))
+        return made[-1]
+
+    monkeypatch.setattr(suites, "job_progress", recording)
+    root = imagenet_c_tree(tmp_path / "c", test_folder, {"gaussian_noise": [1, 2]})
+    clean = test_folder if with_clean else None
+    evaluate_imagenet_c(teacher.checkpoint, root, tmp_path / "out", clean=clean, **CPU)
+    (task,) = made[0].tasks
+    assert task.total == 2 + with_clean and task.completed == task.total
 
 
 def test_imagenet_c_layout_errors_name_what_was_found(tmp_path: Path) -> None:

@@ -177,8 +177,11 @@ def evaluate_imagenet_c(
             progress.update(task, info=unit.name)
             errors.setdefault(unit.corruption, {})[unit.severity] = error_of(unit.name, unit.path)
             progress.advance(task)
-        clean_error = error_of("clean", Path(clean)) if clean is not None else None
-        progress.advance(task)
+        clean_error = None
+        if clean is not None:
+            progress.update(task, info="clean")
+            clean_error = error_of("clean", Path(clean))
+            progress.advance(task)
     try:
         summary = corruption_summary(
             errors,
