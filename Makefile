@@ -9,7 +9,7 @@ setup:  ## install uv (through pip when absent) and the locked environment
 		|| python3 -m pip install --quiet --user --break-system-packages uv
 	$(UV) sync --locked --all-packages
 
-demo: setup  ## Noisy Student and its robustness on the embedded digits (about 8 minutes on 2 cores)
+demo: setup  ## Noisy Student and its robustness on the embedded digits (about 7 minutes on 2 cores)
 	$(RUN) ns demo --out runs/demo
 
 test: setup  ## the whole test suite
