@@ -209,7 +209,12 @@ def test_label_and_train_call_the_engine(tmp_path: Path) -> None:
     assert any(name.startswith("ns label --bf16, ") for name, _ in label_rows)  # on the CPU
     train_rows = {r["name"]: r for r in sections["train"]["rows"]}
     assert train_rows["ns train, torch loader"]["baseline"].startswith("plain timm loop")
-    assert sections["train"]["notes"][0].startswith("training FLOPs per image")
+    defaults = train_rows["plain timm loop, timm train.py's defaults (NCHW, float32)"]
+    assert defaults["baseline"] == train_rows["ns train, torch loader"]["baseline"]
+    notes = sections["train"]["notes"]
+    assert any(n.startswith("ns train, torch loader, images/s: ") for n in notes), notes
+    assert any(n.endswith("× timm train.py's defaults") for n in notes), notes
+    assert any(n.startswith("training FLOPs per image") for n in notes), notes
 
 
 def test_a_failing_part_keeps_what_ran_before_it(tmp_path: Path) -> None:

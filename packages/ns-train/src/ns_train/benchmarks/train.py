@@ -1,10 +1,11 @@
 """`ns train` (the engine's `train()`) against a plain hand-written timm training loop.
 
 Same model, shard set, batch, resolution, precision (float32 on the CPU, bf16 autocast on a
-GPU), channels-last and augmentation (random-resized
-crop, flip, RandAugment (2, 9)); the plain loop reads the shards with webdataset + PIL +
-torchvision v2 in a DataLoader and steps timm's RMSpropTF, as `ns train` does by default. Both
-run the same number of steps. Two rates: end to end (start-up, first batches and the final
+GPU), channels-last and augmentation (random-resized crop, flip, RandAugment (2, 9)); the plain
+loop reads the shards with webdataset + PIL + torchvision v2 in a DataLoader and steps timm's
+RMSpropTF, as `ns train` does by default. A second plain loop runs as timm's train.py does
+without flags (NCHW, float32 even on a GPU): what a user of timm's script gets out of the box;
+a note gives each `ns train` row against it. All run the same number of steps. Two rates: end to end (start-up, first batches and the final
 checkpoint included) and steady (from step 10 to the last, what a long job runs at; for
 `ns train` from the times in its metrics.jsonl), the latter when there are 20 steps or more.
 A note gives the training FLOPs per image and the fastest loop's FLOP rate (on a GPU also
@@ -14,6 +15,7 @@ against a large bf16 matmul's).
 from __future__ import annotations
 
 import io
+import statistics
 import tempfile
 import time
 from functools import partial
@@ -26,6 +28,7 @@ from ns_train.benchmarks.rounds import Candidate, Metrics, Row, rows_of
 from ns_train.errors import TrainError
 
 PLAIN = "plain timm loop (webdataset + PIL + torchvision v2)"
+TIMM_DEFAULTS = "plain timm loop, timm train.py's defaults (NCHW, float32)"
 WARM_STEPS = 10
 """Steps left out of the steady rate (`ns train` logs its time every 10 steps)."""
 UNITS = {"images/s": "images/s", "images/s, steady": "images/s"}
@@ -48,7 +51,10 @@ def run(ctx: Context) -> Section:
             f"{shards} holds {len(data)} images, fewer than one batch of {sizes.train_batch}"
         )
     backends = ["torch"] + (["dali-gpu" if ctx.cuda else "dali-cpu"] if dali_available() else [])
-    candidates = [Candidate(PLAIN, lambda: _plain(shards, data.num_classes, ctx))]
+    candidates = [
+        Candidate(PLAIN, partial(_plain, shards, data.num_classes, ctx, tuned=True)),
+        Candidate(TIMM_DEFAULTS, partial(_plain, shards, data.num_classes, ctx, tuned=False), PLAIN),
+    ]
     candidates += [
         Candidate(f"ns train, {b} loader", partial(_ns, shards, len(data), ctx, b), PLAIN)
         for b in backends
@@ -70,8 +76,23 @@ def run(ctx: Context) -> Section:
             "precision": ("bf16 autocast" if ctx.cuda else "float32") + ", channels-last",
         },
         rows,
-        _flops_notes(ctx, data.num_classes, rows),
+        _defaults_notes(rows) + _flops_notes(ctx, data.num_classes, rows),
     )
+
+
+def _defaults_notes(rows: list[Row]) -> list[str]:
+    """Each `ns train` row against timm train.py's defaults: the median of the per-round ratios."""
+    by_key = {(r.name, r.metric): r for r in rows}
+    notes = []
+    for row in rows:
+        defaults = by_key.get((TIMM_DEFAULTS, row.metric))
+        if not row.name.startswith("ns train") or defaults is None:
+            continue
+        ratios = [ours / theirs for ours, theirs in zip(row.values, defaults.values)]
+        notes.append(
+            f"{row.name}, {row.metric}: {statistics.median(ratios):.2f}× timm train.py's defaults"
+        )
+    return notes
 
 
 def _flops_notes(ctx: Context, num_classes: int, rows: list[Row]) -> list[str]:
@@ -154,8 +175,9 @@ def _ns(shards: Path, samples: int, ctx: Context, backend: str) -> Metrics:
     return rates
 
 
-def _plain(shards: Path, num_classes: int, ctx: Context) -> Metrics:
-    """A hand-written timm loop over the same shards."""
+def _plain(shards: Path, num_classes: int, ctx: Context, *, tuned: bool) -> Metrics:
+    """A hand-written timm loop over the same shards: `tuned` with ns's channels-last (and bf16
+    autocast on a GPU), else as timm's train.py runs without flags (NCHW, float32)."""
     import timm
     import torch
     import torch.nn.functional as F
@@ -196,14 +218,15 @@ def _plain(shards: Path, num_classes: int, ctx: Context) -> Metrics:
     model = timm.create_model(
         ctx.settings.model, num_classes=num_classes, drop_rate=0.2, drop_path_rate=0.2
     )
-    model = model.to(device).to(memory_format=torch.channels_last).train()
+    layout = torch.channels_last if tuned else torch.contiguous_format
+    model = model.to(device).to(memory_format=layout).train()
     optimizer = create_optimizer_v2(
         model, "rmsproptf", lr=0.002, weight_decay=1e-5, momentum=0.9, eps=1e-3
     )
     warm = started
     for step, (images, labels) in enumerate(loader, start=1):
-        images = images.to(device, non_blocking=True, memory_format=torch.channels_last)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=ctx.cuda):
+        images = images.to(device, non_blocking=True, memory_format=layout)
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=ctx.cuda and tuned):
             logits = model(images)
         loss = F.cross_entropy(logits.float(), labels.to(device), label_smoothing=0.1)
         optimizer.zero_grad(set_to_none=True)
