@@ -88,7 +88,7 @@ def _defaults_notes(rows: list[Row]) -> list[str]:
         defaults = by_key.get((TIMM_DEFAULTS, row.metric))
         if not row.name.startswith("ns train") or defaults is None:
             continue
-        ratios = [ours / theirs for ours, theirs in zip(row.values, defaults.values)]
+        ratios = [ours / theirs for ours, theirs in zip(row.values, defaults.values, strict=True)]
         notes.append(
             f"{row.name}, {row.metric}: {statistics.median(ratios):.2f}× timm train.py's defaults"
         )
