@@ -53,7 +53,9 @@ def run(ctx: Context) -> Section:
     backends = ["torch"] + (["dali-gpu" if ctx.cuda else "dali-cpu"] if dali_available() else [])
     candidates = [
         Candidate(PLAIN, partial(_plain, shards, data.num_classes, ctx, tuned=True)),
-        Candidate(TIMM_DEFAULTS, partial(_plain, shards, data.num_classes, ctx, tuned=False), PLAIN),
+        Candidate(
+            TIMM_DEFAULTS, partial(_plain, shards, data.num_classes, ctx, tuned=False), PLAIN
+        ),
     ]
     candidates += [
         Candidate(f"ns train, {b} loader", partial(_ns, shards, len(data), ctx, b), PLAIN)
