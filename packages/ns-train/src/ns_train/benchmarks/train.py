@@ -4,12 +4,12 @@ Same model, shard set, batch, resolution, precision (float32 on the CPU, bf16 au
 GPU), channels-last and augmentation (random-resized crop, flip, RandAugment (2, 9)); the plain
 loop reads the shards with webdataset + PIL + torchvision v2 in a DataLoader and steps timm's
 RMSpropTF, as `ns train` does by default. A second plain loop runs as timm's train.py does
-without flags (NCHW, float32 even on a GPU): what a user of timm's script gets out of the box;
-a note gives each `ns train` row against it. All run the same number of steps. Two rates: end to end (start-up, first batches and the final
-checkpoint included) and steady (from step 10 to the last, what a long job runs at; for
-`ns train` from the times in its metrics.jsonl), the latter when there are 20 steps or more.
-A note gives the training FLOPs per image and the fastest loop's FLOP rate (on a GPU also
-against a large bf16 matmul's).
+without flags (NCHW, float32 even on a GPU), what a user of timm's script gets out of the box; a
+note gives each `ns train` row against it. All run the same number of steps. Two rates: end to
+end (start-up, first batches and the final checkpoint included) and steady (from step 10 to the
+last, what a long job runs at; for `ns train` from the times in its metrics.jsonl), the latter
+when there are 20 steps or more. A note gives the training FLOPs per image and the fastest
+loop's FLOP rate (on a GPU also against a large bf16 matmul's).
 """
 
 from __future__ import annotations
