@@ -24,7 +24,7 @@ from typing import Any
 
 from ns_train.benchmarks.context import Context
 from ns_train.benchmarks.results import Section
-from ns_train.benchmarks.rounds import Candidate, Metrics, Row, rows_of
+from ns_train.benchmarks.rounds import Candidate, Metrics, Row, ratio, rows_of
 from ns_train.errors import TrainError
 
 PLAIN = "plain timm loop (webdataset + PIL + torchvision v2)"
@@ -90,7 +90,8 @@ def _defaults_notes(rows: list[Row]) -> list[str]:
         defaults = by_key.get((TIMM_DEFAULTS, row.metric))
         if not row.name.startswith("ns train") or defaults is None:
             continue
-        ratios = [ours / theirs for ours, theirs in zip(row.values, defaults.values, strict=True)]
+        pairs = zip(row.values, defaults.values, strict=True)
+        ratios = [ratio(ours, theirs, row.unit) for ours, theirs in pairs]
         notes.append(
             f"{row.name}, {row.metric}: {statistics.median(ratios):.2f}× timm train.py's defaults"
         )
